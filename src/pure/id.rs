@@ -1,0 +1,68 @@
+//! Identifiers. The core never invents random ids; the ids it derives for new attempts are
+//! deterministic functions of the workflow, the reference name and the retry count.
+
+use core::fmt;
+
+use alloc::format;
+use alloc::string::String;
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps an id as the caller spells it.
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            /// The id as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The id of a workflow instance (Conductor's `workflowId`).
+    WorkflowId
+);
+string_id!(
+    /// The id of one task attempt (Conductor's `taskId`): a retry is a new attempt with a new id.
+    TaskId
+);
+
+impl TaskId {
+    /// The id the core gives attempt `retry_count` of `reference_name` when it creates the attempt
+    /// itself (admin retry, and the reference decider): `"{workflow}:{reference}:{retry_count}"`.
+    ///
+    /// Deterministic, so two deciders that make the same decision propose the same id and the second
+    /// is recognised as a duplicate instead of creating a twin attempt.
+    pub fn attempt(workflow: &WorkflowId, reference_name: &str, retry_count: u32) -> TaskId {
+        TaskId(format!("{workflow}:{reference_name}:{retry_count}"))
+    }
+}

@@ -1,0 +1,468 @@
+//! The transition function: current state + one input → a [`Rejection`] or a [`Step`].
+//!
+//! One exhaustive dispatch ([`transition`]) picks a leaf per input; leaves check and compute, and
+//! a `StepBuilder` assembles the changes and the effects in their contractual order. Nothing here
+//! mutates the workflow: [`Workflow::apply`] does, so a rejection cannot change anything.
+
+use alloc::vec::Vec;
+
+use super::effect::Effect;
+use super::id::TaskId;
+use super::input::{AdminInput, EngineInput, Input, Report};
+use super::rejection::Rejection;
+use super::status::{TaskStatus, WorkflowStatus};
+use super::step::{Changes, Outcome, Step, TaskChange, WorkflowChange};
+use super::task::{NewTask, Task};
+use super::workflow::Workflow;
+
+/// Computes the step `input` makes from `workflow`, or why it is refused. Pure: no IO, no clock,
+/// no change to `workflow`. Cost: proportional to what the step changes (plus an O(log n) lookup).
+pub fn transition(workflow: &Workflow, input: &Input) -> Result<Step, Rejection> {
+    match input {
+        Input::Report(report) => apply_report(workflow, report),
+        Input::Engine(engine) => match engine {
+            EngineInput::Schedule(new) => schedule(workflow, new, TaskStatus::Scheduled),
+            EngineInput::Skip(new) => schedule(workflow, new, TaskStatus::Skipped),
+            EngineInput::Reschedule { failed, task } => reschedule(workflow, failed, task),
+            EngineInput::Start { task } => move_task(workflow, task, TaskStatus::InProgress),
+            EngineInput::TimeOutTask { task } => move_task(workflow, task, TaskStatus::TimedOut),
+            EngineInput::CancelTask { task } => move_task(workflow, task, TaskStatus::Canceled),
+            EngineInput::TolerateFailure { task } => tolerate_failure(workflow, task),
+            EngineInput::Complete => complete(workflow),
+            EngineInput::Fail => end(workflow, WorkflowStatus::Failed),
+            EngineInput::TimeOut => end(workflow, WorkflowStatus::TimedOut),
+        },
+        Input::Admin(admin) => match admin {
+            AdminInput::Terminate => end(workflow, WorkflowStatus::Terminated),
+            AdminInput::Pause => pause(workflow),
+            AdminInput::Resume => resume(workflow),
+            AdminInput::Retry => retry(workflow),
+        },
+    }
+}
+
+impl Workflow {
+    /// [`transition`] then [`Workflow::apply`]: the step is returned so its effects can be
+    /// performed. On rejection nothing changes.
+    pub fn advance(&mut self, input: &Input) -> Result<Step, Rejection> {
+        let step = transition(self, input)?;
+        self.apply(&step)?;
+        Ok(step)
+    }
+}
+
+/// The workflow transition table (SPEC section 4). Leaving a terminal status is further limited
+/// to admin retry by the inputs themselves (I5).
+pub const fn workflow_edge(from: WorkflowStatus, to: WorkflowStatus) -> bool {
+    use WorkflowStatus::{Completed, Failed, Paused, Running, Terminated, TimedOut};
+    match from {
+        Running => matches!(to, Paused | Completed | Failed | TimedOut | Terminated),
+        Paused => matches!(to, Running | Terminated | TimedOut),
+        Completed => false,
+        Failed | TimedOut | Terminated => matches!(to, Running),
+    }
+}
+
+fn apply_report(workflow: &Workflow, report: &Report) -> Result<Step, Rejection> {
+    let to = report.status.task_status();
+    let position = match gate_live_task(workflow, &report.task, to)? {
+        Gate::Live(position) => position,
+        Gate::Duplicate(step) => return Ok(step),
+    };
+    let from = workflow.task_at(position).status;
+    if from == to {
+        // IN_PROGRESS on IN_PROGRESS: progress, nothing to change.
+        return Ok(Step::unchanged(workflow.version(), Outcome::Progress));
+    }
+    let mut step = StepBuilder::new(workflow);
+    step.change_task(workflow, position, to);
+    // A worker reporting its own end needs no stop signal; a SCHEDULED attempt it ended without
+    // polling must still leave its task queue.
+    if from == TaskStatus::Scheduled && to.is_terminal() {
+        step.queue(Effect::RemoveFromTaskQueue {
+            task: report.task.clone(),
+        });
+    }
+    Ok(step.finish())
+}
+
+/// Where an input that moves one attempt stands after [`gate_live_task`].
+enum Gate {
+    /// The attempt is live at this position; go on.
+    Live(usize),
+    /// The attempt already has the terminal status asked for.
+    Duplicate(Step),
+}
+
+/// Common gate for inputs that move one attempt to `to`: the attempt exists; a terminal one makes
+/// the input a duplicate or a late arrival; a live one in a terminal workflow is refused (it can
+/// only exist in a loaded state that breaks I1).
+fn gate_live_task(workflow: &Workflow, id: &TaskId, to: TaskStatus) -> Result<Gate, Rejection> {
+    let position = find(workflow, id)?;
+    let current = workflow.task_at(position).status;
+    if current.is_terminal() {
+        return if current == to {
+            Ok(Gate::Duplicate(duplicate(workflow)))
+        } else {
+            Err(Rejection::TaskAlreadyTerminal {
+                task: id.clone(),
+                current,
+                requested: to,
+            })
+        };
+    }
+    if workflow.status().is_terminal() {
+        return Err(Rejection::WorkflowTerminal {
+            status: workflow.status(),
+        });
+    }
+    Ok(Gate::Live(position))
+}
+
+/// Engine edges on one live attempt: start, time out, cancel (allowed while PAUSED: they settle
+/// work already handed out, they decide nothing new).
+fn move_task(workflow: &Workflow, id: &TaskId, to: TaskStatus) -> Result<Step, Rejection> {
+    let position = match gate_live_task(workflow, id, to)? {
+        Gate::Live(position) => position,
+        Gate::Duplicate(step) => return Ok(step),
+    };
+    let from = workflow.task_at(position).status;
+    if from == to {
+        // Start on an attempt already IN_PROGRESS: the poll was delivered twice.
+        return Ok(duplicate(workflow));
+    }
+    let mut step = StepBuilder::new(workflow);
+    step.change_task(workflow, position, to);
+    if to.is_terminal() {
+        step.stop_or_dequeue(id, from, to);
+    }
+    Ok(step.finish())
+}
+
+fn schedule(workflow: &Workflow, new: &NewTask, status: TaskStatus) -> Result<Step, Rejection> {
+    if let Some(position) = workflow.position(&new.id) {
+        return if workflow.task_at(position).matches(new, status) {
+            Ok(duplicate(workflow))
+        } else {
+            Err(Rejection::TaskIdInUse {
+                task: new.id.clone(),
+            })
+        };
+    }
+    require_running(workflow)?;
+    if let Some(latest) = workflow.latest_attempt(&new.reference_name) {
+        return Err(Rejection::ReferenceNameInUse {
+            reference_name: new.reference_name.clone(),
+            task: latest.id.clone(),
+        });
+    }
+    let mut step = StepBuilder::new(workflow);
+    step.add_task(new.first_attempt(status));
+    Ok(step.finish())
+}
+
+fn reschedule(workflow: &Workflow, failed: &TaskId, id: &TaskId) -> Result<Step, Rejection> {
+    let failed_task = workflow.task_at(find(workflow, failed)?);
+    let attempt = next_attempt(failed_task, id.clone());
+    if let Some(existing) = workflow.task(id) {
+        return if existing.reference_name == attempt.reference_name
+            && existing.retry_count == attempt.retry_count
+        {
+            Ok(duplicate(workflow))
+        } else {
+            Err(Rejection::TaskIdInUse { task: id.clone() })
+        };
+    }
+    require_running(workflow)?;
+    require_latest(workflow, failed_task)?;
+    match failed_task.status {
+        TaskStatus::Failed | TaskStatus::TimedOut => {}
+        status @ (TaskStatus::Scheduled
+        | TaskStatus::InProgress
+        | TaskStatus::Completed
+        | TaskStatus::CompletedWithErrors
+        | TaskStatus::FailedWithTerminalError
+        | TaskStatus::Canceled
+        | TaskStatus::Skipped) => {
+            return Err(Rejection::NotRetriable {
+                task: failed.clone(),
+                status,
+            })
+        }
+    }
+    let mut step = StepBuilder::new(workflow);
+    step.add_task(attempt);
+    Ok(step.finish())
+}
+
+fn tolerate_failure(workflow: &Workflow, id: &TaskId) -> Result<Step, Rejection> {
+    let position = find(workflow, id)?;
+    let task = workflow.task_at(position);
+    let to = TaskStatus::CompletedWithErrors;
+    match task.status {
+        TaskStatus::CompletedWithErrors => return Ok(duplicate(workflow)),
+        TaskStatus::Failed | TaskStatus::TimedOut => {}
+        from @ (TaskStatus::Scheduled
+        | TaskStatus::InProgress
+        | TaskStatus::Completed
+        | TaskStatus::FailedWithTerminalError
+        | TaskStatus::Canceled
+        | TaskStatus::Skipped) => {
+            return Err(Rejection::IllegalTaskTransition {
+                task: id.clone(),
+                from,
+                to,
+            })
+        }
+    }
+    if !task.optional {
+        return Err(Rejection::NotOptional { task: id.clone() });
+    }
+    require_latest(workflow, task)?;
+    require_running(workflow)?;
+    let mut step = StepBuilder::new(workflow);
+    step.change_task(workflow, position, to);
+    Ok(step.finish())
+}
+
+fn complete(workflow: &Workflow) -> Result<Step, Rejection> {
+    let to = WorkflowStatus::Completed;
+    let Some(from) = workflow_gate(workflow, to)? else {
+        return Ok(duplicate(workflow));
+    };
+    let unsettled = workflow
+        .active_tasks()
+        .chain(workflow.unsuccessful_latest_tasks())
+        .next();
+    if let Some(task) = unsettled {
+        return Err(Rejection::UnsettledTask {
+            task: task.id.clone(),
+            status: task.status,
+        });
+    }
+    let mut step = StepBuilder::new(workflow);
+    step.change_workflow(from, to);
+    Ok(step.finish())
+}
+
+/// Fail, time out, terminate: the workflow ends and every live attempt is cancelled in the same
+/// step (I1; D1 was a terminate that persisted TERMINATED and never got to the cancelling).
+fn end(workflow: &Workflow, to: WorkflowStatus) -> Result<Step, Rejection> {
+    let Some(from) = workflow_gate(workflow, to)? else {
+        return Ok(duplicate(workflow));
+    };
+    let mut step = StepBuilder::new(workflow);
+    for position in workflow.active_positions() {
+        let task = workflow.task_at(position);
+        step.change_task(workflow, position, TaskStatus::Canceled);
+        step.stop_or_dequeue(&task.id, task.status, TaskStatus::Canceled);
+    }
+    step.change_workflow(from, to);
+    Ok(step.finish())
+}
+
+fn pause(workflow: &Workflow) -> Result<Step, Rejection> {
+    let to = WorkflowStatus::Paused;
+    let Some(from) = workflow_gate(workflow, to)? else {
+        return Ok(duplicate(workflow));
+    };
+    let mut step = StepBuilder::new(workflow);
+    step.change_workflow(from, to);
+    Ok(step.finish())
+}
+
+fn resume(workflow: &Workflow) -> Result<Step, Rejection> {
+    let to = WorkflowStatus::Running;
+    if workflow.status().is_terminal() {
+        // Only retry leaves a terminal status (I5).
+        return Err(Rejection::IllegalWorkflowTransition {
+            from: workflow.status(),
+            to,
+        });
+    }
+    let Some(from) = workflow_gate(workflow, to)? else {
+        return Ok(duplicate(workflow));
+    };
+    let mut step = StepBuilder::new(workflow);
+    step.change_workflow(from, to);
+    Ok(step.finish())
+}
+
+/// Restart a FAILED, TIMED_OUT or TERMINATED workflow: a new attempt for every reference name
+/// whose latest attempt ended unsuccessfully; old attempts are never modified.
+fn retry(workflow: &Workflow) -> Result<Step, Rejection> {
+    let from = workflow.status();
+    let to = WorkflowStatus::Running;
+    if !(from.is_terminal() && workflow_edge(from, to)) {
+        return Err(Rejection::NotRetriableWorkflow { status: from });
+    }
+    let mut step = StepBuilder::new(workflow);
+    for position in workflow.unsuccessful_latest_positions() {
+        let failed = workflow.task_at(position);
+        let id = TaskId::attempt(
+            workflow.id(),
+            &failed.reference_name,
+            failed.retry_count + 1,
+        );
+        if workflow.position(&id).is_some() {
+            return Err(Rejection::TaskIdInUse { task: id });
+        }
+        step.add_task(next_attempt(failed, id));
+    }
+    step.change_workflow(from, to);
+    step.through_retry = true;
+    Ok(step.finish())
+}
+
+fn next_attempt(failed: &Task, id: TaskId) -> Task {
+    Task {
+        id,
+        reference_name: failed.reference_name.clone(),
+        status: TaskStatus::Scheduled,
+        retry_count: failed.retry_count.saturating_add(1),
+        iteration: failed.iteration,
+        optional: failed.optional,
+    }
+}
+
+/// `Ok(None)`: the workflow already has status `to` (a duplicate). `Ok(Some(from))`: the edge
+/// exists. Otherwise the edge is not in the table.
+fn workflow_gate(
+    workflow: &Workflow,
+    to: WorkflowStatus,
+) -> Result<Option<WorkflowStatus>, Rejection> {
+    let from = workflow.status();
+    if from == to {
+        Ok(None)
+    } else if workflow_edge(from, to) {
+        Ok(Some(from))
+    } else {
+        Err(Rejection::IllegalWorkflowTransition { from, to })
+    }
+}
+
+fn find(workflow: &Workflow, id: &TaskId) -> Result<usize, Rejection> {
+    workflow
+        .position(id)
+        .ok_or_else(|| Rejection::UnknownTask { task: id.clone() })
+}
+
+fn require_running(workflow: &Workflow) -> Result<(), Rejection> {
+    match workflow.status() {
+        WorkflowStatus::Running => Ok(()),
+        status @ (WorkflowStatus::Paused
+        | WorkflowStatus::Completed
+        | WorkflowStatus::Failed
+        | WorkflowStatus::TimedOut
+        | WorkflowStatus::Terminated) => Err(Rejection::WorkflowNotRunning { status }),
+    }
+}
+
+fn require_latest(workflow: &Workflow, task: &Task) -> Result<(), Rejection> {
+    match workflow.latest_attempt(&task.reference_name) {
+        Some(latest) if latest.id != task.id => Err(Rejection::NotLatestAttempt {
+            task: task.id.clone(),
+            latest: latest.id.clone(),
+        }),
+        Some(_) | None => Ok(()),
+    }
+}
+
+fn duplicate(workflow: &Workflow) -> Step {
+    Step::unchanged(workflow.version(), Outcome::Duplicate)
+}
+
+/// Collects changes and effects; [`StepBuilder::finish`] lays the effects out in the contractual
+/// order: persist, then decider queue, then task queues, then post-commit.
+struct StepBuilder {
+    read_version: u64,
+    changes: Changes,
+    task_queue: Vec<Effect>,
+    post_commit: Vec<Effect>,
+    through_retry: bool,
+}
+
+impl StepBuilder {
+    fn new(workflow: &Workflow) -> Self {
+        StepBuilder {
+            read_version: workflow.version(),
+            changes: Changes::default(),
+            task_queue: Vec::new(),
+            post_commit: Vec::new(),
+            through_retry: false,
+        }
+    }
+
+    fn change_task(&mut self, workflow: &Workflow, position: usize, to: TaskStatus) {
+        let task = workflow.task_at(position);
+        self.changes.tasks.push(TaskChange {
+            task: task.id.clone(),
+            from: task.status,
+            to,
+            position,
+        });
+    }
+
+    fn add_task(&mut self, task: Task) {
+        if task.status == TaskStatus::Scheduled {
+            self.task_queue.push(Effect::PushToTaskQueue {
+                task: task.id.clone(),
+            });
+        }
+        self.changes.added.push(task);
+    }
+
+    fn change_workflow(&mut self, from: WorkflowStatus, to: WorkflowStatus) {
+        self.changes.workflow = Some(WorkflowChange { from, to });
+    }
+
+    fn queue(&mut self, effect: Effect) {
+        self.task_queue.push(effect);
+    }
+
+    /// Cancelling or timing out an attempt: a SCHEDULED one leaves its task queue, an IN_PROGRESS
+    /// one's runner is told to stop (post-commit).
+    fn stop_or_dequeue(&mut self, id: &TaskId, from: TaskStatus, to: TaskStatus) {
+        debug_assert!(to.is_terminal());
+        match from {
+            TaskStatus::Scheduled => self.queue(Effect::RemoveFromTaskQueue { task: id.clone() }),
+            TaskStatus::InProgress => self
+                .post_commit
+                .push(Effect::StopRunningTask { task: id.clone() }),
+            TaskStatus::Completed
+            | TaskStatus::CompletedWithErrors
+            | TaskStatus::Failed
+            | TaskStatus::FailedWithTerminalError
+            | TaskStatus::Canceled
+            | TaskStatus::TimedOut
+            | TaskStatus::Skipped => {}
+        }
+    }
+
+    fn finish(self) -> Step {
+        let mut effects =
+            Vec::with_capacity(2 + self.task_queue.len() + self.post_commit.len() + 2);
+        effects.push(Effect::Persist {
+            read_version: self.read_version,
+            new_version: self.read_version + 1,
+        });
+        let mut listeners = None;
+        if let Some(WorkflowChange { from, to }) = self.changes.workflow {
+            if from == WorkflowStatus::Running {
+                effects.push(Effect::LeaveDeciderQueue);
+            } else if to == WorkflowStatus::Running {
+                effects.push(Effect::EnterDeciderQueue);
+            }
+            listeners = Some(to);
+        }
+        effects.extend(self.task_queue);
+        if let Some(status) = listeners {
+            effects.push(Effect::NotifyListeners { status });
+            if status.is_terminal() {
+                effects.push(Effect::Archive);
+            }
+        }
+        effects.extend(self.post_commit);
+        Step::applied(self.read_version, self.changes, effects, self.through_retry)
+    }
+}

@@ -1,0 +1,265 @@
+//! A workflow instance: id, status, version and task attempts, plus the indexes that keep every
+//! step proportional to what it changes.
+
+use core::hash::{Hash, Hasher};
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::id::{TaskId, WorkflowId};
+use super::status::{TaskStatus, WorkflowStatus};
+use super::task::Task;
+
+/// A structural problem in a stored workflow that makes it impossible to load. Invariant
+/// violations are not load errors: a loaded state may break I1–I5, and
+/// [`check`](crate::check) reports how.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Two attempts share one task id.
+    #[error("task id {task} occurs more than once")]
+    DuplicateTaskId {
+        /// The repeated id.
+        task: TaskId,
+    },
+}
+
+/// A workflow instance. It changes only through [`Workflow::apply`] of a step that
+/// [`transition`](crate::transition) computed from it.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    id: WorkflowId,
+    status: WorkflowStatus,
+    version: u64,
+    tasks: Vec<Task>,
+    index: Index,
+}
+
+/// Derived from `tasks`; rebuilt on load, maintained by `apply`. Positions index `tasks`, which
+/// only ever grows, so a position never changes meaning.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    by_id: BTreeMap<TaskId, usize>,
+    /// Reference name → position of its latest attempt (highest retry count, then latest added).
+    latest: BTreeMap<String, usize>,
+    /// Positions of non-terminal attempts (what terminate and fail must cancel).
+    active: BTreeSet<usize>,
+    /// Positions of latest attempts that ended unsuccessfully (what retry restarts, and what
+    /// stops completion).
+    unsuccessful_latest: BTreeSet<usize>,
+}
+
+impl Workflow {
+    /// A new RUNNING workflow at version 0 with no tasks.
+    pub fn new(id: impl Into<WorkflowId>) -> Self {
+        Workflow {
+            id: id.into(),
+            status: WorkflowStatus::Running,
+            version: 0,
+            tasks: Vec::new(),
+            index: Index::default(),
+        }
+    }
+
+    /// Loads a stored workflow as it is, consistent or not; only duplicate task ids are refused.
+    pub fn from_parts(
+        id: impl Into<WorkflowId>,
+        status: WorkflowStatus,
+        version: u64,
+        tasks: Vec<Task>,
+    ) -> Result<Self, LoadError> {
+        let mut workflow = Workflow {
+            id: id.into(),
+            status,
+            version,
+            tasks: Vec::with_capacity(tasks.len()),
+            index: Index::default(),
+        };
+        for task in tasks {
+            if workflow.index.by_id.contains_key(&task.id) {
+                return Err(LoadError::DuplicateTaskId { task: task.id });
+            }
+            workflow.push_task(task);
+        }
+        Ok(workflow)
+    }
+
+    /// The workflow id.
+    pub fn id(&self) -> &WorkflowId {
+        &self.id
+    }
+
+    /// The current status.
+    pub fn status(&self) -> WorkflowStatus {
+        self.status
+    }
+
+    /// The compare-and-swap token: +1 with every accepted change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Every attempt, in the order they entered the workflow.
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// The attempt with this id.
+    pub fn task(&self, id: &TaskId) -> Option<&Task> {
+        self.position(id).map(|position| &self.tasks[position])
+    }
+
+    /// The latest attempt of a reference name.
+    pub fn latest_attempt(&self, reference_name: &str) -> Option<&Task> {
+        self.index
+            .latest
+            .get(reference_name)
+            .map(|&position| &self.tasks[position])
+    }
+
+    /// Is this attempt the latest of its reference name (not superseded by a retry)?
+    pub fn is_latest(&self, task: &Task) -> bool {
+        self.index.latest.get(&task.reference_name).copied() == self.position(&task.id)
+    }
+
+    /// The non-terminal attempts, in order.
+    pub fn active_tasks(&self) -> impl Iterator<Item = &Task> + '_ {
+        self.index
+            .active
+            .iter()
+            .map(|&position| &self.tasks[position])
+    }
+
+    /// The latest attempts that ended unsuccessfully, in order (what retry restarts).
+    pub fn unsuccessful_latest_tasks(&self) -> impl Iterator<Item = &Task> + '_ {
+        self.index
+            .unsuccessful_latest
+            .iter()
+            .map(|&position| &self.tasks[position])
+    }
+
+    pub(crate) fn position(&self, id: &TaskId) -> Option<usize> {
+        self.index.by_id.get(id).copied()
+    }
+
+    pub(crate) fn task_at(&self, position: usize) -> &Task {
+        &self.tasks[position]
+    }
+
+    pub(crate) fn active_positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.index.active.iter().copied()
+    }
+
+    pub(crate) fn unsuccessful_latest_positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.index.unsuccessful_latest.iter().copied()
+    }
+
+    pub(crate) fn set_status(&mut self, status: WorkflowStatus) {
+        self.status = status;
+    }
+
+    pub(crate) fn bump_version(&mut self) {
+        self.version += 1;
+    }
+
+    /// Appends an attempt and indexes it (the caller checked the id is free).
+    pub(crate) fn push_task(&mut self, task: Task) {
+        let position = self.tasks.len();
+        self.index.by_id.insert(task.id.clone(), position);
+        let supersedes = match self.index.latest.get(&task.reference_name) {
+            Some(&previous) => {
+                (task.retry_count >= self.tasks[previous].retry_count).then_some(previous)
+            }
+            None => None,
+        };
+        let is_latest =
+            supersedes.is_some() || !self.index.latest.contains_key(&task.reference_name);
+        if let Some(previous) = supersedes {
+            self.index.unsuccessful_latest.remove(&previous);
+        }
+        if is_latest {
+            self.index
+                .latest
+                .insert(task.reference_name.clone(), position);
+        }
+        self.tasks.push(task);
+        self.index_status(position, is_latest);
+    }
+
+    /// Sets an attempt's status and keeps the indexes in step.
+    pub(crate) fn set_task_status(&mut self, position: usize, status: TaskStatus) {
+        self.index.active.remove(&position);
+        self.index.unsuccessful_latest.remove(&position);
+        self.tasks[position].status = status;
+        let is_latest = self.is_latest(&self.tasks[position]);
+        self.index_status(position, is_latest);
+    }
+
+    fn index_status(&mut self, position: usize, is_latest: bool) {
+        let status = self.tasks[position].status;
+        if !status.is_terminal() {
+            self.index.active.insert(position);
+        } else if is_latest && !status.is_successful() {
+            self.index.unsuccessful_latest.insert(position);
+        }
+    }
+}
+
+/// Equality and hashing cover the stored fields; the index is derived from them.
+impl PartialEq for Workflow {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.status == other.status
+            && self.version == other.version
+            && self.tasks == other.tasks
+    }
+}
+
+impl Eq for Workflow {}
+
+impl Hash for Workflow {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        self.status.hash(state);
+        self.version.hash(state);
+        self.tasks.hash(state);
+    }
+}
+
+#[derive(Serialize)]
+struct WorkflowView<'a> {
+    id: &'a WorkflowId,
+    status: WorkflowStatus,
+    version: u64,
+    tasks: &'a [Task],
+}
+
+#[derive(Deserialize)]
+struct WorkflowRecord {
+    id: WorkflowId,
+    status: WorkflowStatus,
+    version: u64,
+    tasks: Vec<Task>,
+}
+
+impl Serialize for Workflow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WorkflowView {
+            id: &self.id,
+            status: self.status,
+            version: self.version,
+            tasks: &self.tasks,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Workflow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let record = WorkflowRecord::deserialize(deserializer)?;
+        Workflow::from_parts(record.id, record.status, record.version, record.tasks)
+            .map_err(serde::de::Error::custom)
+    }
+}
