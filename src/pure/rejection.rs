@@ -118,6 +118,19 @@ pub enum Rejection {
         /// The version it was applied to.
         current: u64,
     },
+    /// The version is at `u64::MAX`: no change can be versioned any more (a wrapped version
+    /// would let old steps pass the compare-and-swap again).
+    #[error("version {version} cannot be raised")]
+    VersionExhausted {
+        /// The workflow's version.
+        version: u64,
+    },
+    /// The attempt's retry count is at `u32::MAX`: no further attempt can be numbered.
+    #[error("task {task} has exhausted its retry count")]
+    RetryCountExhausted {
+        /// The attempt that would be retried.
+        task: TaskId,
+    },
     /// The step was computed from another workflow (same version, different tasks or statuses).
     #[error("step does not belong to this workflow")]
     ForeignStep,

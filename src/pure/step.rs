@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use super::effect::{Effect, Phase};
-use super::id::TaskId;
+use super::id::{TaskId, WorkflowId};
 use super::rejection::Rejection;
 use super::status::{TaskStatus, WorkflowStatus};
 use super::task::Task;
@@ -67,6 +67,7 @@ impl Changes {
 /// An accepted input. Only the transition function makes steps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Step {
+    workflow: WorkflowId,
     read_version: u64,
     outcome: Outcome,
     changes: Changes,
@@ -77,10 +78,11 @@ pub struct Step {
 }
 
 impl Step {
-    pub(crate) fn unchanged(read_version: u64, outcome: Outcome) -> Self {
+    pub(crate) fn unchanged(workflow: &Workflow, outcome: Outcome) -> Self {
         debug_assert!(outcome != Outcome::Applied);
         Step {
-            read_version,
+            workflow: workflow.id().clone(),
+            read_version: workflow.version(),
             outcome,
             changes: Changes::default(),
             effects: Vec::new(),
@@ -89,6 +91,7 @@ impl Step {
     }
 
     pub(crate) fn applied(
+        workflow: WorkflowId,
         read_version: u64,
         changes: Changes,
         effects: Vec<Effect>,
@@ -99,7 +102,7 @@ impl Step {
             effects.first()
                 == Some(&Effect::Persist {
                     read_version,
-                    new_version: read_version + 1
+                    new_version: read_version.wrapping_add(1)
                 }),
             "effects start with the persist"
         );
@@ -108,12 +111,18 @@ impl Step {
             "effects are ordered by phase"
         );
         Step {
+            workflow,
             read_version,
             outcome: Outcome::Applied,
             changes,
             effects,
             through_retry,
         }
+    }
+
+    /// The workflow this step was computed from.
+    pub fn workflow(&self) -> &WorkflowId {
+        &self.workflow
     }
 
     /// The version of the state this step was computed from: the compare-and-swap token.
@@ -124,7 +133,7 @@ impl Step {
     /// The version after the step (`read_version + 1` when applied, unchanged otherwise).
     pub fn new_version(&self) -> u64 {
         match self.outcome {
-            Outcome::Applied => self.read_version + 1,
+            Outcome::Applied => self.read_version.saturating_add(1),
             Outcome::Duplicate | Outcome::Progress => self.read_version,
         }
     }
@@ -178,6 +187,9 @@ impl Workflow {
         if !step.is_applied() {
             return Ok(());
         }
+        if step.workflow != *self.id() {
+            return Err(Rejection::ForeignStep);
+        }
         if step.read_version != self.version() {
             return Err(Rejection::StaleVersion {
                 read: step.read_version,
@@ -209,6 +221,16 @@ impl Workflow {
     fn validate(&self, changes: &Changes) -> Result<(), Rejection> {
         if let Some(change) = changes.workflow {
             if change.from != self.status() {
+                return Err(Rejection::ForeignStep);
+            }
+            // Ending a workflow cancels every live attempt: the step must list all of this
+            // state's live attempts, or it was computed from a different state (I1).
+            let cancelled = changes
+                .tasks
+                .iter()
+                .filter(|c| !c.from.is_terminal())
+                .count();
+            if change.to.is_terminal() && cancelled != self.active_tasks().count() {
                 return Err(Rejection::ForeignStep);
             }
         }

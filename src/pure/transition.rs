@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 
 use super::effect::Effect;
-use super::id::TaskId;
+use super::id::{TaskId, WorkflowId};
 use super::input::{AdminInput, EngineInput, Input, Report};
 use super::rejection::Rejection;
 use super::status::{TaskStatus, WorkflowStatus};
@@ -72,7 +72,7 @@ fn apply_report(workflow: &Workflow, report: &Report) -> Result<Step, Rejection>
     let from = workflow.task_at(position).status;
     if from == to {
         // IN_PROGRESS on IN_PROGRESS: progress, nothing to change.
-        return Ok(Step::unchanged(workflow.version(), Outcome::Progress));
+        return Ok(Step::unchanged(workflow, Outcome::Progress));
     }
     let mut step = StepBuilder::new(workflow);
     step.change_task(workflow, position, to);
@@ -83,7 +83,7 @@ fn apply_report(workflow: &Workflow, report: &Report) -> Result<Step, Rejection>
             task: report.task.clone(),
         });
     }
-    Ok(step.finish())
+    step.finish()
 }
 
 /// Where an input that moves one attempt stands after [`gate_live_task`].
@@ -136,7 +136,7 @@ fn move_task(workflow: &Workflow, id: &TaskId, to: TaskStatus) -> Result<Step, R
     if to.is_terminal() {
         step.stop_or_dequeue(id, from, to);
     }
-    Ok(step.finish())
+    step.finish()
 }
 
 fn schedule(workflow: &Workflow, new: &NewTask, status: TaskStatus) -> Result<Step, Rejection> {
@@ -158,12 +158,12 @@ fn schedule(workflow: &Workflow, new: &NewTask, status: TaskStatus) -> Result<St
     }
     let mut step = StepBuilder::new(workflow);
     step.add_task(new.first_attempt(status));
-    Ok(step.finish())
+    step.finish()
 }
 
 fn reschedule(workflow: &Workflow, failed: &TaskId, id: &TaskId) -> Result<Step, Rejection> {
     let failed_task = workflow.task_at(find(workflow, failed)?);
-    let attempt = next_attempt(failed_task, id.clone());
+    let attempt = next_attempt(failed_task, id.clone())?;
     if let Some(existing) = workflow.task(id) {
         return if existing.reference_name == attempt.reference_name
             && existing.retry_count == attempt.retry_count
@@ -192,7 +192,7 @@ fn reschedule(workflow: &Workflow, failed: &TaskId, id: &TaskId) -> Result<Step,
     }
     let mut step = StepBuilder::new(workflow);
     step.add_task(attempt);
-    Ok(step.finish())
+    step.finish()
 }
 
 fn tolerate_failure(workflow: &Workflow, id: &TaskId) -> Result<Step, Rejection> {
@@ -222,7 +222,7 @@ fn tolerate_failure(workflow: &Workflow, id: &TaskId) -> Result<Step, Rejection>
     require_running(workflow)?;
     let mut step = StepBuilder::new(workflow);
     step.change_task(workflow, position, to);
-    Ok(step.finish())
+    step.finish()
 }
 
 fn complete(workflow: &Workflow) -> Result<Step, Rejection> {
@@ -242,7 +242,7 @@ fn complete(workflow: &Workflow) -> Result<Step, Rejection> {
     }
     let mut step = StepBuilder::new(workflow);
     step.change_workflow(from, to);
-    Ok(step.finish())
+    step.finish()
 }
 
 /// Fail, time out, terminate: the workflow ends and every live attempt is cancelled in the same
@@ -258,7 +258,7 @@ fn end(workflow: &Workflow, to: WorkflowStatus) -> Result<Step, Rejection> {
         step.stop_or_dequeue(&task.id, task.status, TaskStatus::Canceled);
     }
     step.change_workflow(from, to);
-    Ok(step.finish())
+    step.finish()
 }
 
 fn pause(workflow: &Workflow) -> Result<Step, Rejection> {
@@ -268,7 +268,7 @@ fn pause(workflow: &Workflow) -> Result<Step, Rejection> {
     };
     let mut step = StepBuilder::new(workflow);
     step.change_workflow(from, to);
-    Ok(step.finish())
+    step.finish()
 }
 
 fn resume(workflow: &Workflow) -> Result<Step, Rejection> {
@@ -285,7 +285,7 @@ fn resume(workflow: &Workflow) -> Result<Step, Rejection> {
     };
     let mut step = StepBuilder::new(workflow);
     step.change_workflow(from, to);
-    Ok(step.finish())
+    step.finish()
 }
 
 /// Restart a FAILED, TIMED_OUT or TERMINATED workflow: a new attempt for every reference name
@@ -302,27 +302,36 @@ fn retry(workflow: &Workflow) -> Result<Step, Rejection> {
         let id = TaskId::attempt(
             workflow.id(),
             &failed.reference_name,
-            failed.retry_count + 1,
+            next_retry_count(failed)?,
         );
         if workflow.position(&id).is_some() {
             return Err(Rejection::TaskIdInUse { task: id });
         }
-        step.add_task(next_attempt(failed, id));
+        step.add_task(next_attempt(failed, id)?);
     }
     step.change_workflow(from, to);
     step.through_retry = true;
-    Ok(step.finish())
+    step.finish()
 }
 
-fn next_attempt(failed: &Task, id: TaskId) -> Task {
-    Task {
+fn next_attempt(failed: &Task, id: TaskId) -> Result<Task, Rejection> {
+    Ok(Task {
         id,
         reference_name: failed.reference_name.clone(),
         status: TaskStatus::Scheduled,
-        retry_count: failed.retry_count.saturating_add(1),
+        retry_count: next_retry_count(failed)?,
         iteration: failed.iteration,
         optional: failed.optional,
-    }
+    })
+}
+
+fn next_retry_count(failed: &Task) -> Result<u32, Rejection> {
+    failed
+        .retry_count
+        .checked_add(1)
+        .ok_or_else(|| Rejection::RetryCountExhausted {
+            task: failed.id.clone(),
+        })
 }
 
 /// `Ok(None)`: the workflow already has status `to` (a duplicate). `Ok(Some(from))`: the edge
@@ -369,12 +378,13 @@ fn require_latest(workflow: &Workflow, task: &Task) -> Result<(), Rejection> {
 }
 
 fn duplicate(workflow: &Workflow) -> Step {
-    Step::unchanged(workflow.version(), Outcome::Duplicate)
+    Step::unchanged(workflow, Outcome::Duplicate)
 }
 
 /// Collects changes and effects; [`StepBuilder::finish`] lays the effects out in the contractual
 /// order: persist, then decider queue, then task queues, then post-commit.
 struct StepBuilder {
+    workflow: WorkflowId,
     read_version: u64,
     changes: Changes,
     task_queue: Vec<Effect>,
@@ -385,6 +395,7 @@ struct StepBuilder {
 impl StepBuilder {
     fn new(workflow: &Workflow) -> Self {
         StepBuilder {
+            workflow: workflow.id().clone(),
             read_version: workflow.version(),
             changes: Changes::default(),
             task_queue: Vec::new(),
@@ -439,12 +450,19 @@ impl StepBuilder {
         }
     }
 
-    fn finish(self) -> Step {
+    /// Lays out the effects; refuses the step if the version cannot rise (I4: a wrapped version
+    /// would make old steps look fresh again).
+    fn finish(self) -> Result<Step, Rejection> {
+        let Some(new_version) = self.read_version.checked_add(1) else {
+            return Err(Rejection::VersionExhausted {
+                version: self.read_version,
+            });
+        };
         let mut effects =
             Vec::with_capacity(2 + self.task_queue.len() + self.post_commit.len() + 2);
         effects.push(Effect::Persist {
             read_version: self.read_version,
-            new_version: self.read_version + 1,
+            new_version,
         });
         let mut listeners = None;
         if let Some(WorkflowChange { from, to }) = self.changes.workflow {
@@ -463,6 +481,12 @@ impl StepBuilder {
             }
         }
         effects.extend(self.post_commit);
-        Step::applied(self.read_version, self.changes, effects, self.through_retry)
+        Ok(Step::applied(
+            self.workflow,
+            self.read_version,
+            self.changes,
+            effects,
+            self.through_retry,
+        ))
     }
 }
