@@ -57,6 +57,12 @@ extern crate alloc;
 
 pub mod pure;
 
+#[cfg(feature = "std")]
+pub mod runtime;
+
+#[cfg(feature = "conductor")]
+pub mod conductor;
+
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;

@@ -1,0 +1,17 @@
+//! The subcommands of the `wfstate` binary. Each `run` takes the arguments after the subcommand
+//! and returns the process exit code.
+
+pub mod audit;
+pub mod check;
+pub mod explore;
+pub mod replay;
+pub mod table;
+
+/// Printed on `--help` and on a usage error.
+pub const USAGE: &str = "\
+usage:
+  wfstate check [--config small|default|large] [--variant NAME] [--json]
+  wfstate explore CONFIG VARIANT [--port N]
+  wfstate audit [--json] FILE...
+  wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl
+  wfstate table [--format markdown|mermaid|json]";

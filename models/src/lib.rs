@@ -1,0 +1,4 @@
+//! Stateright models of the wfstate protocol (SPEC sections 7–8), and the code behind the
+//! `wfstate` command (model check, explore, audit, replay, table).
+
+pub mod cli;
