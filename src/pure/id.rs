@@ -5,20 +5,23 @@ use core::fmt;
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Shared, immutable text: cloning an id (into a step, a change, an effect) does not
+        /// allocate.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps an id as the caller spells it.
             pub fn new(id: impl Into<String>) -> Self {
-                $name(id.into())
+                $name(Arc::from(id.into()))
             }
 
             /// The id as a string.
@@ -35,13 +38,20 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(id: &str) -> Self {
-                $name(id.into())
+                $name(Arc::from(id))
             }
         }
 
         impl From<String> for $name {
             fn from(id: String) -> Self {
-                $name(id)
+                $name(Arc::from(id))
+            }
+        }
+
+        #[cfg(feature = "arbitrary")]
+        impl<'a> arbitrary::Arbitrary<'a> for $name {
+            fn arbitrary(input: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+                Ok($name::new(String::arbitrary(input)?))
             }
         }
     };
@@ -63,6 +73,6 @@ impl TaskId {
     /// Deterministic, so two deciders that make the same decision propose the same id and the second
     /// is recognised as a duplicate instead of creating a twin attempt.
     pub fn attempt(workflow: &WorkflowId, reference_name: &str, retry_count: u32) -> TaskId {
-        TaskId(format!("{workflow}:{reference_name}:{retry_count}"))
+        TaskId::new(format!("{workflow}:{reference_name}:{retry_count}"))
     }
 }

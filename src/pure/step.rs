@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use super::effect::{Effect, Phase};
-use super::id::{TaskId, WorkflowId};
+use super::id::TaskId;
 use super::rejection::Rejection;
 use super::status::{TaskStatus, WorkflowStatus};
 use super::task::Task;
@@ -67,7 +67,9 @@ impl Changes {
 /// An accepted input. Only the transition function makes steps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Step {
-    workflow: WorkflowId,
+    /// The fingerprint of the workflow it was computed from.
+    #[serde(skip)]
+    workflow: u64,
     read_version: u64,
     outcome: Outcome,
     changes: Changes,
@@ -81,7 +83,7 @@ impl Step {
     pub(crate) fn unchanged(workflow: &Workflow, outcome: Outcome) -> Self {
         debug_assert!(outcome != Outcome::Applied);
         Step {
-            workflow: workflow.id().clone(),
+            workflow: workflow.identity(),
             read_version: workflow.version(),
             outcome,
             changes: Changes::default(),
@@ -91,7 +93,7 @@ impl Step {
     }
 
     pub(crate) fn applied(
-        workflow: WorkflowId,
+        workflow: u64,
         read_version: u64,
         changes: Changes,
         effects: Vec<Effect>,
@@ -118,11 +120,6 @@ impl Step {
             effects,
             through_retry,
         }
-    }
-
-    /// The workflow this step was computed from.
-    pub fn workflow(&self) -> &WorkflowId {
-        &self.workflow
     }
 
     /// The version of the state this step was computed from: the compare-and-swap token.
@@ -187,7 +184,7 @@ impl Workflow {
         if !step.is_applied() {
             return Ok(());
         }
-        if step.workflow != *self.id() {
+        if step.workflow != self.identity() {
             return Err(Rejection::ForeignStep);
         }
         if step.read_version != self.version() {

@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 
 use super::effect::Effect;
-use super::id::{TaskId, WorkflowId};
+use super::id::TaskId;
 use super::input::{AdminInput, EngineInput, Input, Report};
 use super::rejection::Rejection;
 use super::status::{TaskStatus, WorkflowStatus};
@@ -384,7 +384,7 @@ fn duplicate(workflow: &Workflow) -> Step {
 /// Collects changes and effects; [`StepBuilder::finish`] lays the effects out in the contractual
 /// order: persist, then decider queue, then task queues, then post-commit.
 struct StepBuilder {
-    workflow: WorkflowId,
+    workflow: u64,
     read_version: u64,
     changes: Changes,
     task_queue: Vec<Effect>,
@@ -395,7 +395,7 @@ struct StepBuilder {
 impl StepBuilder {
     fn new(workflow: &Workflow) -> Self {
         StepBuilder {
-            workflow: workflow.id().clone(),
+            workflow: workflow.identity(),
             read_version: workflow.version(),
             changes: Changes::default(),
             task_queue: Vec::new(),
@@ -458,8 +458,14 @@ impl StepBuilder {
                 version: self.read_version,
             });
         };
-        let mut effects =
-            Vec::with_capacity(2 + self.task_queue.len() + self.post_commit.len() + 2);
+        let queue_and_listeners = if self.changes.workflow.is_some() {
+            3
+        } else {
+            0
+        };
+        let mut effects = Vec::with_capacity(
+            1 + queue_and_listeners + self.task_queue.len() + self.post_commit.len(),
+        );
         effects.push(Effect::Persist {
             read_version: self.read_version,
             new_version,

@@ -31,6 +31,8 @@ pub enum LoadError {
 #[derive(Debug, Clone)]
 pub struct Workflow {
     id: WorkflowId,
+    /// A fingerprint of `id`, so a step can name its workflow without cloning the id.
+    identity: u64,
     status: WorkflowStatus,
     version: u64,
     tasks: Vec<Task>,
@@ -54,8 +56,10 @@ struct Index {
 impl Workflow {
     /// A new RUNNING workflow at version 0 with no tasks.
     pub fn new(id: impl Into<WorkflowId>) -> Self {
+        let id = id.into();
         Workflow {
-            id: id.into(),
+            identity: fingerprint(&id),
+            id,
             status: WorkflowStatus::Running,
             version: 0,
             tasks: Vec::new(),
@@ -70,8 +74,10 @@ impl Workflow {
         version: u64,
         tasks: Vec<Task>,
     ) -> Result<Self, LoadError> {
+        let id = id.into();
         let mut workflow = Workflow {
-            id: id.into(),
+            identity: fingerprint(&id),
+            id,
             status,
             version,
             tasks: Vec::with_capacity(tasks.len()),
@@ -140,6 +146,10 @@ impl Workflow {
             .map(|&position| &self.tasks[position])
     }
 
+    pub(crate) fn identity(&self) -> u64 {
+        self.identity
+    }
+
     pub(crate) fn position(&self, id: &TaskId) -> Option<usize> {
         self.index.by_id.get(id).copied()
     }
@@ -189,12 +199,23 @@ impl Workflow {
     }
 
     /// Sets an attempt's status and keeps the indexes in step.
+    /// Only the index entries the old and new status can be in are touched: a report step does
+    /// two integer-set operations and no string lookup here.
     pub(crate) fn set_task_status(&mut self, position: usize, status: TaskStatus) {
-        self.index.active.remove(&position);
-        self.index.unsuccessful_latest.remove(&position);
+        let old = self.tasks[position].status;
+        if !old.is_terminal() {
+            self.index.active.remove(&position);
+        } else if !old.is_successful() {
+            self.index.unsuccessful_latest.remove(&position);
+        }
         self.tasks[position].status = status;
-        let is_latest = self.is_latest(&self.tasks[position]);
-        self.index_status(position, is_latest);
+        if !status.is_terminal() {
+            self.index.active.insert(position);
+        } else if !status.is_successful()
+            && self.index.latest.get(&self.tasks[position].reference_name) == Some(&position)
+        {
+            self.index.unsuccessful_latest.insert(position);
+        }
     }
 
     fn index_status(&mut self, position: usize, is_latest: bool) {
@@ -205,6 +226,16 @@ impl Workflow {
             self.index.unsuccessful_latest.insert(position);
         }
     }
+}
+
+/// FNV-1a of the id: cheap, deterministic, no allocation. A collision only weakens the
+/// foreign-step check, which also compares the version and every recorded "from" status.
+fn fingerprint(id: &WorkflowId) -> u64 {
+    id.as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// Equality and hashing cover the stored fields; the index is derived from them.
