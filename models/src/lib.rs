@@ -2,3 +2,4 @@
 //! `wfstate` command (model check, explore, audit, replay, table).
 
 pub mod cli;
+pub mod model;

@@ -1,0 +1,13 @@
+//! The stateright model of the wfstate protocol (SPEC sections 7–8).
+
+pub mod config;
+pub mod properties;
+pub mod protocol;
+pub mod run;
+pub mod state;
+pub mod trace;
+
+pub use config::{Config, Variant};
+pub use protocol::{Action, DecideFn, ProtocolModel};
+pub use run::{check, replay, Options, Replay, Report, Schedule};
+pub use state::State;
