@@ -76,6 +76,9 @@ pub mod invariants {}
 #[doc = include_str!("../docs/transitions.md")]
 pub mod transitions {}
 
+#[doc = include_str!("../docs/testing.md")]
+pub mod testing {}
+
 pub use crate::pure::decider::{decide, Decision, Definition, TaskDefinition};
 pub use crate::pure::effect::{Effect, Phase};
 pub use crate::pure::id::{TaskId, WorkflowId};
