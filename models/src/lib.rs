@@ -3,3 +3,6 @@
 
 pub mod cli;
 pub mod model;
+
+#[doc = include_str!("../../docs/model.md")]
+pub mod manual {}

@@ -2,7 +2,8 @@
 //! transition tables.
 //!
 //! ```text
-//! wfstate check [--config small|default|large] [--variant NAME] [--json]
+//! wfstate check [--config small|default|large|all] [--variant NAME] [--json] [--threads N]
+//!               [--no-symmetry] [--save-counterexamples DIR]
 //! wfstate explore CONFIG VARIANT [--port N]
 //! wfstate audit [--json] FILE...
 //! wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl

@@ -162,3 +162,23 @@ fn own_decider_is_checked_under_the_same_interleavings() {
         .iter()
         .any(|p| p.name == "completion"));
 }
+
+/// docs/model.md shows the `small` state counts; they are the pinned ones (no drift).
+#[test]
+fn documented_small_counts_are_the_pinned_ones() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/model.md"))
+        .expect("docs/model.md");
+    for (variant, pinned) in PINNED {
+        let prefix = format!("| small | {variant} | ");
+        let row = doc
+            .lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("docs/model.md has no row for small/{variant}"));
+        let states: usize = row[prefix.len()..]
+            .split(" |")
+            .next()
+            .and_then(|cell| cell.trim().parse().ok())
+            .expect("a state count");
+        assert_eq!(states, pinned, "docs/model.md small/{variant}");
+    }
+}

@@ -27,6 +27,7 @@ struct Arguments {
     variants: Vec<Variant>,
     json: bool,
     threads: usize,
+    symmetry: bool,
     save: Option<std::path::PathBuf>,
 }
 
@@ -36,10 +37,12 @@ fn parse(args: &[String]) -> Result<Arguments, String> {
     let mut json = false;
     let mut threads = 2;
     let mut save = None;
+    let mut symmetry = true;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
+            "--no-symmetry" => symmetry = false,
             "--config" => {
                 let name = args.next().ok_or("--config needs a name")?;
                 if name == "all" {
@@ -80,6 +83,7 @@ fn parse(args: &[String]) -> Result<Arguments, String> {
         variants,
         json,
         threads: threads.max(1),
+        symmetry,
         save,
     })
 }
@@ -106,6 +110,7 @@ pub fn run(args: &[String]) -> ExitCode {
             let model = ProtocolModel::new(config.clone(), variant);
             let options = Options {
                 threads: arguments.threads,
+                symmetry: arguments.symmetry,
                 progress: Some(progress),
             };
             let report = check(model, options);

@@ -10,7 +10,8 @@ pub mod table;
 /// Printed on `--help` and on a usage error.
 pub const USAGE: &str = "\
 usage:
-  wfstate check [--config small|default|large] [--variant NAME] [--json]
+  wfstate check [--config small|default|large|all] [--variant NAME] [--json] [--threads N]
+                [--no-symmetry] [--save-counterexamples DIR]
   wfstate explore CONFIG VARIANT [--port N]
   wfstate audit [--json] FILE...
   wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl

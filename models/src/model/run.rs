@@ -89,6 +89,8 @@ impl Report {
 pub struct Options {
     /// Checker threads.
     pub threads: usize,
+    /// Symmetry reduction over the interchangeable sweepers (fixed protocol, DFS).
+    pub symmetry: bool,
     /// Called about once a second with (unique states, depth, seconds) during long runs.
     pub progress: Option<fn(usize, usize, f64)>,
 }
@@ -97,6 +99,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             threads: 2,
+            symmetry: true,
             progress: None,
         }
     }
@@ -113,8 +116,12 @@ pub fn check(model: ProtocolModel, options: Options) -> Report {
     let builder = model.checker();
     match variant {
         Variant::Fixed => {
-            let checker = builder.threads(options.threads).symmetry().spawn_dfs();
-            collect(checker, started, options)
+            let builder = builder.threads(options.threads);
+            if options.symmetry {
+                collect(builder.symmetry().spawn_dfs(), started, options)
+            } else {
+                collect(builder.spawn_dfs(), started, options)
+            }
         }
         Variant::LegacyArchive | Variant::LegacyBlindReport | Variant::LegacySweeper => {
             let targets: BTreeSet<&'static str> =
