@@ -8,11 +8,10 @@
 //!   clone), with the reports rotating over the same tasks as `warm::validated_step`;
 //! - `blind_btree`: the baseline, what Conductor's DAO does without wfstate: find the task by id in
 //!   a `BTreeMap<TaskId, usize>` index over a `Vec<Task>` and overwrite its status; no transition
-//!   check, no version, no effects. Same `Task` type, same keys, same protocol and the same index
-//!   structure as the `Workflow`'s own id index, so the id lookup costs the same in both and the
-//!   difference is what validation adds;
-//! - `blind_hash`: the same baseline with a `HashMap` index, for reference (the core is
-//!   `no_std` + `alloc`, which has no `HashMap`).
+//!   check, no version, no effects. Same `Task` type, same keys, same protocol; the index is the
+//!   ordered map a `no_std` + `alloc` engine has at hand (the `Workflow` itself uses its own hash
+//!   table since issue 2);
+//! - `blind_hash`: the same baseline with std's `HashMap` index, for reference.
 //!
 //! Every task starts IN_PROGRESS (every index of the workflow holds every task). A step mutates,
 //! so the mutating series run under two protocols, as modules:

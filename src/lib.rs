@@ -86,7 +86,7 @@ pub use crate::pure::input::{AdminInput, EngineInput, Input, Report, Writer};
 pub use crate::pure::invariant::{check, check_pair, Invariant, Violation};
 pub use crate::pure::rejection::Rejection;
 pub use crate::pure::status::{ReportStatus, TaskStatus, UnknownStatus, WorkflowStatus};
-pub use crate::pure::step::{Changes, Outcome, Step, TaskChange, WorkflowChange};
+pub use crate::pure::step::{Changes, Outcome, Step, TaskChange, TaskChanges, WorkflowChange};
 pub use crate::pure::table::{transitions_document, TransitionTable};
 pub use crate::pure::task::{NewTask, Task};
 pub use crate::pure::transition::{transition, workflow_edge};

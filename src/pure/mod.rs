@@ -5,8 +5,10 @@
 pub mod decider;
 pub mod effect;
 pub mod id;
+mod index;
 pub mod input;
 pub mod invariant;
+mod list;
 pub mod rejection;
 pub mod status;
 pub mod step;

@@ -1,11 +1,15 @@
 //! The result of an accepted input: the changes to apply and the effects to perform, and
 //! [`Workflow::apply`], the only way a workflow changes.
 
+use core::fmt;
+use core::ops::Deref;
+
 use alloc::vec::Vec;
 use serde::Serialize;
 
 use super::effect::{Effect, Phase};
 use super::id::TaskId;
+use super::list::SmallList;
 use super::rejection::Rejection;
 use super::status::{TaskStatus, WorkflowStatus};
 use super::task::Task;
@@ -52,9 +56,61 @@ pub struct Changes {
     /// The workflow status change, if any.
     pub workflow: Option<WorkflowChange>,
     /// Attempt status changes, in order.
-    pub tasks: Vec<TaskChange>,
+    pub tasks: TaskChanges,
     /// New attempts appended to the workflow, in order.
     pub added: Vec<Task>,
+}
+
+/// Attempt status changes, in order: a list that derefs to `[TaskChange]` (so `len`, `iter`,
+/// `first`, indexing and `for change in &changes.tasks` work as on a `Vec`). One change is held
+/// inline, so the common step (one task changes) makes no heap allocation for it.
+/// Compares, hashes, prints and serializes as the sequence of changes, as a `Vec` would.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskChanges(SmallList<TaskChange>);
+
+impl TaskChanges {
+    /// Appends a change.
+    #[inline]
+    pub fn push(&mut self, change: TaskChange) {
+        self.0.push(change);
+    }
+
+    /// The changes as a slice.
+    pub fn as_slice(&self) -> &[TaskChange] {
+        &self.0
+    }
+}
+
+impl Deref for TaskChanges {
+    type Target = [TaskChange];
+
+    fn deref(&self) -> &[TaskChange] {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a TaskChanges {
+    type Item = &'a TaskChange;
+    type IntoIter = core::slice::Iter<'a, TaskChange>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<TaskChange> for TaskChanges {
+    fn from_iter<I: IntoIterator<Item = TaskChange>>(changes: I) -> Self {
+        let mut list = TaskChanges::default();
+        list.0.extend(changes);
+        list
+    }
+}
+
+impl fmt::Debug for TaskChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl Changes {
@@ -73,7 +129,8 @@ pub struct Step {
     read_version: u64,
     outcome: Outcome,
     changes: Changes,
-    effects: Vec<Effect>,
+    /// One inline: a report step owes one effect, the persist.
+    effects: SmallList<Effect>,
     /// Set only by admin retry: the one way out of a terminal workflow status (I5).
     #[serde(skip)]
     through_retry: bool,
@@ -87,16 +144,17 @@ impl Step {
             read_version: workflow.version(),
             outcome,
             changes: Changes::default(),
-            effects: Vec::new(),
+            effects: SmallList::Empty,
             through_retry: false,
         }
     }
 
+    #[inline]
     pub(crate) fn applied(
         workflow: u64,
         read_version: u64,
         changes: Changes,
-        effects: Vec<Effect>,
+        effects: SmallList<Effect>,
         through_retry: bool,
     ) -> Self {
         debug_assert!(!changes.is_empty(), "I4: an applied step changes something");
@@ -227,7 +285,7 @@ impl Workflow {
                 .iter()
                 .filter(|c| !c.from.is_terminal())
                 .count();
-            if change.to.is_terminal() && cancelled != self.active_tasks().count() {
+            if change.to.is_terminal() && cancelled != self.active_count() {
                 return Err(Rejection::ForeignStep);
             }
         }

@@ -1,14 +1,14 @@
 //! The transition function: current state + one input → a [`Rejection`] or a [`Step`].
 //!
 //! One exhaustive dispatch ([`transition`]) picks a leaf per input; leaves check and compute, and
-//! a `StepBuilder` assembles the changes and the effects in their contractual order. Nothing here
-//! mutates the workflow: [`Workflow::apply`] does, so a rejection cannot change anything.
+//! a `StepBuilder` assembles the changes and the effects in their contractual order (`task_step`
+//! builds the common step that changes one attempt directly). Nothing here mutates the workflow:
+//! [`Workflow::apply`] does, so a rejection cannot change anything.
 
-use alloc::vec::Vec;
-
-use super::effect::Effect;
+use super::effect::{Effect, Phase};
 use super::id::TaskId;
 use super::input::{AdminInput, EngineInput, Input, Report};
+use super::list::SmallList;
 use super::rejection::Rejection;
 use super::status::{TaskStatus, WorkflowStatus};
 use super::step::{Changes, Outcome, Step, TaskChange, WorkflowChange};
@@ -16,7 +16,7 @@ use super::task::{NewTask, Task};
 use super::workflow::Workflow;
 
 /// Computes the step `input` makes from `workflow`, or why it is refused. Pure: no IO, no clock,
-/// no change to `workflow`. Cost: proportional to what the step changes (plus an O(log n) lookup).
+/// no change to `workflow`. Cost: proportional to what the step changes (plus a hash lookup).
 pub fn transition(workflow: &Workflow, input: &Input) -> Result<Step, Rejection> {
     match input {
         Input::Report(report) => apply_report(workflow, report),
@@ -74,16 +74,13 @@ fn apply_report(workflow: &Workflow, report: &Report) -> Result<Step, Rejection>
         // IN_PROGRESS on IN_PROGRESS: progress, nothing to change.
         return Ok(Step::unchanged(workflow, Outcome::Progress));
     }
-    let mut step = StepBuilder::new(workflow);
-    step.change_task(workflow, position, to);
     // A worker reporting its own end needs no stop signal; a SCHEDULED attempt it ended without
     // polling must still leave its task queue.
-    if from == TaskStatus::Scheduled && to.is_terminal() {
-        step.queue(Effect::RemoveFromTaskQueue {
+    let dequeue =
+        (from == TaskStatus::Scheduled && to.is_terminal()).then(|| Effect::RemoveFromTaskQueue {
             task: report.task.clone(),
         });
-    }
-    step.finish()
+    task_step(workflow, position, to, dequeue)
 }
 
 /// Where an input that moves one attempt stands after [`gate_live_task`].
@@ -131,12 +128,12 @@ fn move_task(workflow: &Workflow, id: &TaskId, to: TaskStatus) -> Result<Step, R
         // Start on an attempt already IN_PROGRESS: the poll was delivered twice.
         return Ok(duplicate(workflow));
     }
-    let mut step = StepBuilder::new(workflow);
-    step.change_task(workflow, position, to);
-    if to.is_terminal() {
-        step.stop_or_dequeue(id, from, to);
-    }
-    step.finish()
+    let stop = if to.is_terminal() {
+        stop_or_dequeue(id, from)
+    } else {
+        None
+    };
+    task_step(workflow, position, to, stop)
 }
 
 fn schedule(workflow: &Workflow, new: &NewTask, status: TaskStatus) -> Result<Step, Rejection> {
@@ -220,9 +217,7 @@ fn tolerate_failure(workflow: &Workflow, id: &TaskId) -> Result<Step, Rejection>
     }
     require_latest(workflow, task)?;
     require_running(workflow)?;
-    let mut step = StepBuilder::new(workflow);
-    step.change_task(workflow, position, to);
-    step.finish()
+    task_step(workflow, position, to, None)
 }
 
 fn complete(workflow: &Workflow) -> Result<Step, Rejection> {
@@ -255,7 +250,9 @@ fn end(workflow: &Workflow, to: WorkflowStatus) -> Result<Step, Rejection> {
     for position in workflow.active_positions() {
         let task = workflow.task_at(position);
         step.change_task(workflow, position, TaskStatus::Canceled);
-        step.stop_or_dequeue(&task.id, task.status, TaskStatus::Canceled);
+        if let Some(effect) = stop_or_dequeue(&task.id, task.status) {
+            step.effect(effect);
+        }
     }
     step.change_workflow(from, to);
     step.finish()
@@ -377,6 +374,67 @@ fn require_latest(workflow: &Workflow, task: &Task) -> Result<(), Rejection> {
     }
 }
 
+/// The version after a step from `read_version`; refused if it cannot rise (I4: a wrapped
+/// version would make old steps look fresh again).
+fn next_version(read_version: u64) -> Result<u64, Rejection> {
+    read_version
+        .checked_add(1)
+        .ok_or(Rejection::VersionExhausted {
+            version: read_version,
+        })
+}
+
+/// The most common step, built without [`StepBuilder`]: one attempt changes status, nothing else
+/// changes, and at most one effect follows the persist (with no workflow change there is nothing
+/// to order it against).
+fn task_step(
+    workflow: &Workflow,
+    position: usize,
+    to: TaskStatus,
+    effect: Option<Effect>,
+) -> Result<Step, Rejection> {
+    let read_version = workflow.version();
+    let new_version = next_version(read_version)?;
+    let task = workflow.task_at(position);
+    let mut changes = Changes::default();
+    changes.tasks.push(TaskChange {
+        task: task.id.clone(),
+        from: task.status,
+        to,
+        position,
+    });
+    let mut effects = SmallList::One([Effect::Persist {
+        read_version,
+        new_version,
+    }]);
+    if let Some(effect) = effect {
+        effects.push(effect);
+    }
+    Ok(Step::applied(
+        workflow.identity(),
+        read_version,
+        changes,
+        effects,
+        false,
+    ))
+}
+
+/// Cancelling or timing out an attempt: a SCHEDULED one leaves its task queue, an IN_PROGRESS
+/// one's runner is told to stop (post-commit).
+fn stop_or_dequeue(id: &TaskId, from: TaskStatus) -> Option<Effect> {
+    match from {
+        TaskStatus::Scheduled => Some(Effect::RemoveFromTaskQueue { task: id.clone() }),
+        TaskStatus::InProgress => Some(Effect::StopRunningTask { task: id.clone() }),
+        TaskStatus::Completed
+        | TaskStatus::CompletedWithErrors
+        | TaskStatus::Failed
+        | TaskStatus::FailedWithTerminalError
+        | TaskStatus::Canceled
+        | TaskStatus::TimedOut
+        | TaskStatus::Skipped => None,
+    }
+}
+
 fn duplicate(workflow: &Workflow) -> Step {
     Step::unchanged(workflow, Outcome::Duplicate)
 }
@@ -387,8 +445,8 @@ struct StepBuilder {
     workflow: u64,
     read_version: u64,
     changes: Changes,
-    task_queue: Vec<Effect>,
-    post_commit: Vec<Effect>,
+    task_queue: SmallList<Effect>,
+    post_commit: SmallList<Effect>,
     through_retry: bool,
 }
 
@@ -398,8 +456,8 @@ impl StepBuilder {
             workflow: workflow.identity(),
             read_version: workflow.version(),
             changes: Changes::default(),
-            task_queue: Vec::new(),
-            post_commit: Vec::new(),
+            task_queue: SmallList::Empty,
+            post_commit: SmallList::Empty,
             through_retry: false,
         }
     }
@@ -427,43 +485,28 @@ impl StepBuilder {
         self.changes.workflow = Some(WorkflowChange { from, to });
     }
 
-    fn queue(&mut self, effect: Effect) {
-        self.task_queue.push(effect);
-    }
-
-    /// Cancelling or timing out an attempt: a SCHEDULED one leaves its task queue, an IN_PROGRESS
-    /// one's runner is told to stop (post-commit).
-    fn stop_or_dequeue(&mut self, id: &TaskId, from: TaskStatus, to: TaskStatus) {
-        debug_assert!(to.is_terminal());
-        match from {
-            TaskStatus::Scheduled => self.queue(Effect::RemoveFromTaskQueue { task: id.clone() }),
-            TaskStatus::InProgress => self
-                .post_commit
-                .push(Effect::StopRunningTask { task: id.clone() }),
-            TaskStatus::Completed
-            | TaskStatus::CompletedWithErrors
-            | TaskStatus::Failed
-            | TaskStatus::FailedWithTerminalError
-            | TaskStatus::Canceled
-            | TaskStatus::TimedOut
-            | TaskStatus::Skipped => {}
+    /// A task-queue or post-commit effect, in order within its phase.
+    fn effect(&mut self, effect: Effect) {
+        debug_assert!(
+            effect.phase() != Phase::Persist,
+            "finish lays out the persist"
+        );
+        match effect.phase() {
+            Phase::Queue => self.task_queue.push(effect),
+            Phase::Persist | Phase::PostCommit => self.post_commit.push(effect),
         }
     }
 
     /// Lays out the effects; refuses the step if the version cannot rise (I4: a wrapped version
     /// would make old steps look fresh again).
     fn finish(self) -> Result<Step, Rejection> {
-        let Some(new_version) = self.read_version.checked_add(1) else {
-            return Err(Rejection::VersionExhausted {
-                version: self.read_version,
-            });
-        };
+        let new_version = next_version(self.read_version)?;
         let queue_and_listeners = if self.changes.workflow.is_some() {
             3
         } else {
             0
         };
-        let mut effects = Vec::with_capacity(
+        let mut effects = SmallList::with_capacity(
             1 + queue_and_listeners + self.task_queue.len() + self.post_commit.len(),
         );
         effects.push(Effect::Persist {
@@ -479,14 +522,14 @@ impl StepBuilder {
             }
             listeners = Some(to);
         }
-        effects.extend(self.task_queue);
+        effects.append(self.task_queue);
         if let Some(status) = listeners {
             effects.push(Effect::NotifyListeners { status });
             if status.is_terminal() {
                 effects.push(Effect::Archive);
             }
         }
-        effects.extend(self.post_commit);
+        effects.append(self.post_commit);
         Ok(Step::applied(
             self.workflow,
             self.read_version,

@@ -3,12 +3,11 @@
 
 use core::hash::{Hash, Hasher};
 
-use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::id::{TaskId, WorkflowId};
+use super::index::{hash_key, PositionSet, PositionTable};
 use super::status::{TaskStatus, WorkflowStatus};
 use super::task::Task;
 
@@ -40,17 +39,19 @@ pub struct Workflow {
 }
 
 /// Derived from `tasks`; rebuilt on load, maintained by `apply`. Positions index `tasks`, which
-/// only ever grows, so a position never changes meaning.
+/// only ever grows, so a position never changes meaning. Every operation a step makes on it takes
+/// constant time; the keys are read from `tasks`, never copied.
 #[derive(Debug, Clone, Default)]
 struct Index {
-    by_id: BTreeMap<TaskId, usize>,
+    /// Task id → position.
+    by_id: PositionTable,
     /// Reference name → position of its latest attempt (highest retry count, then latest added).
-    latest: BTreeMap<String, usize>,
+    latest: PositionTable,
     /// Positions of non-terminal attempts (what terminate and fail must cancel).
-    active: BTreeSet<usize>,
+    active: PositionSet,
     /// Positions of latest attempts that ended unsuccessfully (what retry restarts, and what
     /// stops completion).
-    unsuccessful_latest: BTreeSet<usize>,
+    unsuccessful_latest: PositionSet,
 }
 
 impl Workflow {
@@ -80,11 +81,15 @@ impl Workflow {
             id,
             status,
             version,
+            index: Index {
+                by_id: PositionTable::with_capacity(tasks.len()),
+                latest: PositionTable::with_capacity(tasks.len()),
+                ..Index::default()
+            },
             tasks: Vec::with_capacity(tasks.len()),
-            index: Index::default(),
         };
         for task in tasks {
-            if workflow.index.by_id.contains_key(&task.id) {
+            if workflow.position(&task.id).is_some() {
                 return Err(LoadError::DuplicateTaskId { task: task.id });
             }
             workflow.push_task(task);
@@ -119,15 +124,13 @@ impl Workflow {
 
     /// The latest attempt of a reference name.
     pub fn latest_attempt(&self, reference_name: &str) -> Option<&Task> {
-        self.index
-            .latest
-            .get(reference_name)
-            .map(|&position| &self.tasks[position])
+        self.latest_position(reference_name)
+            .map(|position| &self.tasks[position])
     }
 
     /// Is this attempt the latest of its reference name (not superseded by a retry)?
     pub fn is_latest(&self, task: &Task) -> bool {
-        self.index.latest.get(&task.reference_name).copied() == self.position(&task.id)
+        self.latest_position(&task.reference_name) == self.position(&task.id)
     }
 
     /// The non-terminal attempts, in order.
@@ -135,7 +138,7 @@ impl Workflow {
         self.index
             .active
             .iter()
-            .map(|&position| &self.tasks[position])
+            .map(|position| &self.tasks[position])
     }
 
     /// The latest attempts that ended unsuccessfully, in order (what retry restarts).
@@ -143,7 +146,7 @@ impl Workflow {
         self.index
             .unsuccessful_latest
             .iter()
-            .map(|&position| &self.tasks[position])
+            .map(|position| &self.tasks[position])
     }
 
     pub(crate) fn identity(&self) -> u64 {
@@ -151,7 +154,24 @@ impl Workflow {
     }
 
     pub(crate) fn position(&self, id: &TaskId) -> Option<usize> {
-        self.index.by_id.get(id).copied()
+        self.index
+            .by_id
+            .get(hash_key(id.as_str().as_bytes()), |position| {
+                self.tasks[position].id == *id
+            })
+    }
+
+    fn latest_position(&self, reference_name: &str) -> Option<usize> {
+        self.index
+            .latest
+            .get(hash_key(reference_name.as_bytes()), |position| {
+                self.tasks[position].reference_name == reference_name
+            })
+    }
+
+    /// How many attempts are not terminal.
+    pub(crate) fn active_count(&self) -> usize {
+        self.index.active.len()
     }
 
     pub(crate) fn task_at(&self, position: usize) -> &Task {
@@ -159,11 +179,11 @@ impl Workflow {
     }
 
     pub(crate) fn active_positions(&self) -> impl Iterator<Item = usize> + '_ {
-        self.index.active.iter().copied()
+        self.index.active.iter()
     }
 
     pub(crate) fn unsuccessful_latest_positions(&self) -> impl Iterator<Item = usize> + '_ {
-        self.index.unsuccessful_latest.iter().copied()
+        self.index.unsuccessful_latest.iter()
     }
 
     pub(crate) fn set_status(&mut self, status: WorkflowStatus) {
@@ -177,24 +197,28 @@ impl Workflow {
     /// Appends an attempt and indexes it (the caller checked the id is free).
     pub(crate) fn push_task(&mut self, task: Task) {
         let position = self.tasks.len();
-        self.index.by_id.insert(task.id.clone(), position);
-        let supersedes = match self.index.latest.get(&task.reference_name) {
-            Some(&previous) => {
-                (task.retry_count >= self.tasks[previous].retry_count).then_some(previous)
-            }
-            None => None,
+        let name_hash = hash_key(task.reference_name.as_bytes());
+        let previous = self.latest_position(&task.reference_name);
+        let is_latest = match previous {
+            Some(previous) => task.retry_count >= self.tasks[previous].retry_count,
+            None => true,
         };
-        let is_latest =
-            supersedes.is_some() || !self.index.latest.contains_key(&task.reference_name);
-        if let Some(previous) = supersedes {
-            self.index.unsuccessful_latest.remove(&previous);
+        if let (Some(previous), true) = (previous, is_latest) {
+            self.index.unsuccessful_latest.remove(previous);
         }
-        if is_latest {
-            self.index
-                .latest
-                .insert(task.reference_name.clone(), position);
-        }
+        let id_hash = hash_key(task.id.as_str().as_bytes());
         self.tasks.push(task);
+        let tasks = &self.tasks;
+        // The new id is free (checked by the caller), so no stored position matches it.
+        self.index.by_id.insert(id_hash, |_| false, position);
+        if is_latest {
+            let name = &tasks[position].reference_name;
+            self.index.latest.insert(
+                name_hash,
+                |stored| tasks[stored].reference_name == *name,
+                position,
+            );
+        }
         self.index_status(position, is_latest);
     }
 
@@ -204,15 +228,15 @@ impl Workflow {
     pub(crate) fn set_task_status(&mut self, position: usize, status: TaskStatus) {
         let old = self.tasks[position].status;
         if !old.is_terminal() {
-            self.index.active.remove(&position);
+            self.index.active.remove(position);
         } else if !old.is_successful() {
-            self.index.unsuccessful_latest.remove(&position);
+            self.index.unsuccessful_latest.remove(position);
         }
         self.tasks[position].status = status;
         if !status.is_terminal() {
             self.index.active.insert(position);
         } else if !status.is_successful()
-            && self.index.latest.get(&self.tasks[position].reference_name) == Some(&position)
+            && self.latest_position(&self.tasks[position].reference_name) == Some(position)
         {
             self.index.unsuccessful_latest.insert(position);
         }
