@@ -5,7 +5,7 @@
 pub mod decider;
 pub mod effect;
 pub mod id;
-mod index;
+pub(crate) mod index;
 pub mod input;
 pub mod invariant;
 mod list;

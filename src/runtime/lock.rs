@@ -7,7 +7,7 @@
 //! write is a compare-and-swap on the workflow version, so a holder whose lease was taken over
 //! fails to commit as soon as the new holder has committed (I4, SPEC section 7).
 
-use std::collections::HashMap;
+use super::hash::Map;
 use std::fmt;
 
 use super::sync::{lock, Mutex};
@@ -81,7 +81,7 @@ pub struct NotHolder {
 /// per call.
 #[derive(Debug, Default)]
 pub struct LockTable {
-    leases: Mutex<HashMap<WorkflowId, Lease>>,
+    leases: Mutex<Map<WorkflowId, Lease>>,
 }
 
 impl LockTable {

@@ -72,6 +72,7 @@
 
 mod engine;
 mod error;
+mod hash;
 mod lock;
 mod outbox;
 mod queue;

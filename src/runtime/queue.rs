@@ -7,7 +7,8 @@
 //! [`remove`](DeciderQueue::remove) (leave); [`requeue`](DeciderQueue::requeue) only moves the due
 //! time of an id that is still there. Being a set, the queue can never hold a workflow twice.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use super::hash::{Map, Set};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::{TaskId, WorkflowId};
 
@@ -15,7 +16,7 @@ use crate::{TaskId, WorkflowId};
 /// in the order they were (re)queued.
 #[derive(Debug, Default)]
 pub(crate) struct DeciderQueue {
-    position: HashMap<WorkflowId, (u64, u64)>,
+    position: Map<WorkflowId, (u64, u64)>,
     order: BTreeMap<(u64, u64), WorkflowId>,
     next_sequence: u64,
 }
@@ -104,8 +105,8 @@ pub struct QueuedTask {
 /// once and its queue slot is skipped when a poll reaches it.
 #[derive(Debug, Default)]
 pub(crate) struct TaskQueues {
-    queues: HashMap<String, VecDeque<QueuedTask>>,
-    queued: HashSet<TaskId>,
+    queues: Map<String, VecDeque<QueuedTask>>,
+    queued: Set<TaskId>,
 }
 
 impl TaskQueues {

@@ -6,7 +6,7 @@
 //! atomically with the swap. It takes the [`Step`] rather than a whole new state, so a store can
 //! persist only what changed (the cost of a step is what it changes, SPEC section 5).
 
-use std::collections::HashMap;
+use super::hash::Map;
 use std::sync::Arc;
 
 use super::outbox::{Outbox, OutboxEntry};
@@ -128,7 +128,7 @@ pub trait Store: Send + Sync {
 /// is workflows → outbox, so the mutexes cannot deadlock.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
-    workflows: Mutex<HashMap<WorkflowId, Arc<Workflow>>>,
+    workflows: Mutex<Map<WorkflowId, Arc<Workflow>>>,
     decider: Mutex<DeciderQueue>,
     tasks: Mutex<TaskQueues>,
     outbox: Mutex<Outbox>,
