@@ -182,3 +182,31 @@ fn documented_small_counts_are_the_pinned_ones() {
         assert_eq!(states, pinned, "docs/model.md small/{variant}");
     }
 }
+
+/// `wfstate explore` on a port already taken is a clear error (exit 2), not a panic.
+#[test]
+fn explore_reports_a_taken_port() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a free port");
+    let port = taken.local_addr().expect("bound").port().to_string();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wfstate"))
+        .args(["explore", "small", "fixed", "--port", &port])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `wfstate check` with an unknown configuration or variant is a usage error (exit 2).
+#[test]
+fn check_refuses_unknown_names() {
+    for args in [["--config", "huge"], ["--variant", "legacy-nothing"]] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_wfstate"))
+            .arg("check")
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+}

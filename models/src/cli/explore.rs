@@ -11,6 +11,11 @@ pub fn run(args: &[String]) -> ExitCode {
     match parse(args) {
         Ok((config, variant, port)) => {
             let address = ("127.0.0.1", port);
+            // stateright's server panics when it cannot bind: say why instead.
+            if let Err(error) = std::net::TcpListener::bind(address) {
+                eprintln!("wfstate explore: cannot listen on 127.0.0.1:{port}: {error}");
+                return ExitCode::from(2);
+            }
             eprintln!(
                 "explorer for {} / {variant} on http://127.0.0.1:{port}/ (Ctrl-C to stop)",
                 config.name
