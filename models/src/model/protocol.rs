@@ -324,7 +324,12 @@ impl ProtocolModel {
                         Arc::make_mut(&mut known)
                             .apply(&step)
                             .expect("step of its own snapshot");
-                        blind_write(state, &known, edge_of(&step));
+                        blind_write(
+                            state,
+                            known.status(),
+                            known.tasks().to_vec(),
+                            edge_of(&step),
+                        );
                     } else if !compare_and_swap(state, &step) {
                         // Someone committed since the read: read again under the lock.
                         state.sweepers[index].pc = SweepPc::Locked;
@@ -400,8 +405,8 @@ impl ProtocolModel {
                     edge.get_or_insert((task.status, TaskStatus::Canceled));
                     task.status = TaskStatus::Canceled;
                 }
-                let cancelled = rebuild(&state.workflow, state.workflow.status(), tasks);
-                blind_write(state, &cancelled, edge);
+                let status = state.workflow.status();
+                blind_write(state, status, tasks, edge);
                 state.terminator.pc = TerminatePc::Queue;
             }
             TerminatePc::Queue => {
@@ -425,12 +430,12 @@ impl ProtocolModel {
             return;
         }
         state.ghost.terminated_with_report_in_flight |= !state.network.is_empty();
-        let terminated = rebuild(
-            &snapshot,
+        blind_write(
+            state,
             WorkflowStatus::Terminated,
             snapshot.tasks().to_vec(),
+            None,
         );
-        blind_write(state, &terminated, None);
         state.terminator.pc = TerminatePc::WroteStatus;
     }
 
@@ -491,10 +496,11 @@ impl ProtocolModel {
         }
         let mut tasks = state.workflow.tasks().to_vec();
         tasks[position].status = message.status.task_status();
-        let written = rebuild(&state.workflow, state.workflow.status(), tasks);
+        let status = state.workflow.status();
         blind_write(
             state,
-            &written,
+            status,
+            tasks,
             Some((current, message.status.task_status())),
         );
     }
@@ -636,24 +642,19 @@ fn compare_and_swap(state: &mut State, step: &Step) -> bool {
     true
 }
 
-/// A legacy write: the whole workflow, no check, no compare-and-swap (the version still counts
-/// writes, so I4 stays about the fixed mechanism).
-fn blind_write(state: &mut State, written: &Workflow, edge: Option<(TaskStatus, TaskStatus)>) {
-    state.workflow = Arc::new(
-        Workflow::from_parts(
-            written.id().clone(),
-            written.status(),
-            state.ghost.commits + 1,
-            written.tasks().to_vec(),
-        )
-        .expect("ids stay unique"),
-    );
+/// A legacy write: the whole workflow (this status, these tasks), no check, no compare-and-swap
+/// (the version still counts writes, so I4 stays about the fixed mechanism).
+fn blind_write(
+    state: &mut State,
+    status: WorkflowStatus,
+    tasks: Vec<Task>,
+    edge: Option<(TaskStatus, TaskStatus)>,
+) {
+    let id = state.workflow.id().clone();
+    let version = state.ghost.commits + 1;
+    state.workflow =
+        Arc::new(Workflow::from_parts(id, status, version, tasks).expect("ids stay unique"));
     record_write(state, edge);
-}
-
-fn rebuild(workflow: &Workflow, status: WorkflowStatus, tasks: Vec<Task>) -> Workflow {
-    Workflow::from_parts(workflow.id().clone(), status, workflow.version(), tasks)
-        .expect("ids stay unique")
 }
 
 fn record_write(state: &mut State, edge: Option<(TaskStatus, TaskStatus)>) {
