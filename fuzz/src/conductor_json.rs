@@ -1,0 +1,118 @@
+//! Target `conductor_json`: arbitrary bytes into the Conductor readers.
+//!
+//! The bytes are read as an execution ([`Execution::from_slice`], then
+//! [`Execution::to_workflow`] and the audit, [`check`]) and as an input log ([`read_log`], each
+//! event resolved and stepped through [`transition`], from the execution's state when it loaded,
+//! else from a new workflow), as `wfstate audit` and `wfstate replay` do. Checked: nothing
+//! panics, every error is a typed value that renders, every applied step raises the version by one
+//! and keeps I3–I5 across the pair ([`check_pair`], whatever the state it starts from), and a step
+//! from a consistent state leaves it consistent ([`check`]).
+
+use wfstate::conductor::{read_log, Execution};
+use wfstate::{check, check_pair, transition, Workflow};
+
+/// Log events replayed per case at most.
+pub const MAX_EVENTS: usize = 512;
+
+/// What a case did: the replay test checks that the committed seeds reach every kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Inputs that parsed as an execution.
+    pub executions: u64,
+    /// Executions that loaded as a workflow.
+    pub loaded: u64,
+    /// Loaded workflows the audit found a violation in.
+    pub violations: u64,
+    /// Inputs rejected as an execution (a typed error).
+    pub execution_errors: u64,
+    /// Log events read.
+    pub events: u64,
+    /// Log events whose step applied.
+    pub applied: u64,
+    /// Log lines that did not read (a typed error; reading stops there).
+    pub log_errors: u64,
+}
+
+impl Stats {
+    /// Adds another case's counts.
+    pub fn add(&mut self, other: Stats) {
+        self.executions += other.executions;
+        self.loaded += other.loaded;
+        self.violations += other.violations;
+        self.execution_errors += other.execution_errors;
+        self.events += other.events;
+        self.applied += other.applied;
+        self.log_errors += other.log_errors;
+    }
+}
+
+/// Reads `data` both ways, panicking on any broken rule (see the module documentation).
+pub fn run(data: &[u8]) -> Stats {
+    let mut stats = Stats::default();
+    let loaded = match Execution::from_slice(data) {
+        Ok(execution) => {
+            stats.executions += 1;
+            match execution.to_workflow() {
+                Ok(workflow) => {
+                    stats.loaded += 1;
+                    let violations = check(&workflow);
+                    if !violations.is_empty() {
+                        stats.violations += 1;
+                    }
+                    for violation in &violations {
+                        assert!(!violation.to_string().is_empty());
+                    }
+                    Some(workflow)
+                }
+                Err(error) => {
+                    stats.execution_errors += 1;
+                    assert!(!error.to_string().is_empty());
+                    None
+                }
+            }
+        }
+        Err(error) => {
+            stats.execution_errors += 1;
+            assert!(!error.to_string().is_empty());
+            None
+        }
+    };
+    let mut workflow = loaded.unwrap_or_else(|| Workflow::new("fuzz"));
+    for entry in read_log(data).take(MAX_EVENTS) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                stats.log_errors += 1;
+                assert!(!error.to_string().is_empty());
+                continue;
+            }
+        };
+        stats.events += 1;
+        let Ok(input) = entry.event.resolve(&workflow) else {
+            continue;
+        };
+        let Ok(step) = transition(&workflow, &input) else {
+            continue;
+        };
+        let before = workflow.clone();
+        workflow
+            .apply(&step)
+            .unwrap_or_else(|rejection| panic!("a fresh step of {input:?} refused: {rejection}"));
+        if !step.is_applied() {
+            assert!(
+                before == workflow,
+                "a duplicate of {input:?} changed the workflow"
+            );
+            continue;
+        }
+        stats.applied += 1;
+        assert_eq!(workflow.version(), before.version() + 1);
+        let pair = check_pair(&before, &workflow, step.through_retry());
+        assert!(pair.is_empty(), "{input:?} broke {pair:?}");
+        if check(&before).is_empty() {
+            let violations = check(&workflow);
+            assert!(violations.is_empty(), "{input:?} broke {violations:?}");
+        }
+    }
+    stats
+}
