@@ -21,6 +21,7 @@
 //! the I6b assertion.
 #![cfg(wfstate_loom)]
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,11 +30,11 @@ use std::sync::Mutex as StdMutex;
 use loom::sync::Arc;
 use loom::thread;
 use wfstate::runtime::{
-    Engine, EngineConfig, EngineError, InMemoryStore, OutboxEntry, QueuedTask, Store, StoreError,
-    Sweep,
+    Engine, EngineConfig, EngineError, InMemoryStore, OutboxEntry, QueuedTask, Requeue, Store,
+    StoreError, Sweep,
 };
 use wfstate::{
-    check, check_pair, Definition, Effect, Phase, Rejection, Report, ReportStatus, Step, Task,
+    check, check_pair, Definition, Effect, Input, Phase, Rejection, Report, ReportStatus, Step, Task,
     TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
 };
 
@@ -65,15 +66,61 @@ struct Log {
     stale: usize,
 }
 
-#[derive(Default)]
 struct Recording {
     inner: InMemoryStore,
     log: StdMutex<Log>,
+    /// `true`: the combined calls (`commit_and_queue`, `transition_and_commit`) go to
+    /// `InMemoryStore`'s own single atomic actions, the path the shipped store takes. `false`:
+    /// the `Store` trait's default composition of single calls, the path a store of an engine
+    /// author's own takes. [`model`] runs every scenario both ways.
+    combined: bool,
+}
+
+thread_local! {
+    /// The path the next [`Recording`] takes; set by [`model`] in the thread that runs the
+    /// scenario body (loom runs its threads as coroutines of the calling thread).
+    static COMBINED: Cell<bool> = const { Cell::new(true) };
+    /// Commits recorded through the combined calls (non-vacuity of the combined path).
+    static COMBINED_COMMITS: Cell<usize> = const { Cell::new(0) };
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            inner: InMemoryStore::default(),
+            log: StdMutex::default(),
+            combined: COMBINED.with(Cell::get),
+        }
+    }
 }
 
 impl Recording {
     fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log.lock().expect("instrumentation mutex")
+    }
+
+    /// Records a step the inner store committed inside one of its combined calls: the state
+    /// it committed is the recorded state at the step's read version with the step applied
+    /// (every commit is recorded, so the chain holds that version).
+    fn record_combined(&self, step: &Step) {
+        let mut log = self.log();
+        let mut committed = Workflow::clone(&log.commits[&step.read_version()].0);
+        committed
+            .apply(step)
+            .expect("a step the store committed applies to the state it was read from");
+        assert_sound(&committed, "a committed state");
+        let version = committed.version();
+        let twice = log
+            .commits
+            .insert(version, (Snapshot::new(committed), Some(step.clone())));
+        assert!(twice.is_none(), "I4: version {version} committed twice");
+        COMBINED_COMMITS.with(|count| count.set(count.get() + 1));
+    }
+
+    fn count_stale(&self, error: &StoreError) {
+        if error.is_stale() {
+            self.log().stale += 1;
+        }
     }
 }
 
@@ -86,11 +133,72 @@ fn assert_sound(workflow: &Workflow, what: &str) {
     );
 }
 
-impl Store for Recording {
-    fn insert(&self, workflow: Workflow) -> Result<(), StoreError> {
-        self.inner.insert(workflow)
-    }
+/// The `Store` methods both wrappers pass straight to `self.$field`.
+macro_rules! forward_store {
+    ($field:tt) => {
+        fn insert(&self, workflow: Workflow) -> Result<(), StoreError> {
+            self.$field.insert(workflow)
+        }
 
+        fn queue_push(&self, id: &WorkflowId, due_ms: u64) {
+            self.$field.queue_push(id, due_ms);
+        }
+
+        fn queue_pop(&self, now_ms: u64, unack_ms: u64) -> Option<WorkflowId> {
+            self.$field.queue_pop(now_ms, unack_ms)
+        }
+
+        fn queue_requeue(&self, id: &WorkflowId, due_ms: u64) -> bool {
+            self.$field.queue_requeue(id, due_ms)
+        }
+
+        fn queue_remove(&self, id: &WorkflowId) -> bool {
+            self.$field.queue_remove(id)
+        }
+
+        fn queue_due(&self, id: &WorkflowId) -> Option<u64> {
+            self.$field.queue_due(id)
+        }
+
+        fn queue_len(&self) -> usize {
+            self.$field.queue_len()
+        }
+
+        fn task_push(&self, task: QueuedTask) {
+            self.$field.task_push(task);
+        }
+
+        fn task_remove(&self, task: &TaskId) -> bool {
+            self.$field.task_remove(task)
+        }
+
+        fn task_poll(&self, reference_name: &str) -> Option<QueuedTask> {
+            self.$field.task_poll(reference_name)
+        }
+
+        fn task_len(&self) -> usize {
+            self.$field.task_len()
+        }
+
+        fn outbox_append(&self, workflow: &WorkflowId, version: u64, effects: &[Effect]) {
+            self.$field.outbox_append(workflow, version, effects);
+        }
+
+        fn outbox_take(&self, now_ms: u64, claim_ms: u64, max: usize) -> Vec<OutboxEntry> {
+            self.$field.outbox_take(now_ms, claim_ms, max)
+        }
+
+        fn outbox_acknowledge(&self, sequence: u64) -> bool {
+            self.$field.outbox_acknowledge(sequence)
+        }
+
+        fn outbox_len(&self) -> usize {
+            self.$field.outbox_len()
+        }
+    };
+}
+
+impl Store for Recording {
     fn load(&self, id: &WorkflowId) -> Result<Snapshot, StoreError> {
         let snapshot = self.inner.load(id)?;
         assert_sound(&snapshot, "a snapshot read");
@@ -99,11 +207,10 @@ impl Store for Recording {
     }
 
     fn compare_and_swap(&self, id: &WorkflowId, step: &Step) -> Result<Snapshot, StoreError> {
-        let committed = self.inner.compare_and_swap(id, step).inspect_err(|error| {
-            if error.is_stale() {
-                self.log().stale += 1;
-            }
-        })?;
+        let committed = self
+            .inner
+            .compare_and_swap(id, step)
+            .inspect_err(|error| self.count_stale(error))?;
         if step.is_applied() {
             assert_sound(&committed, "a committed state");
             let version = committed.version();
@@ -116,61 +223,61 @@ impl Store for Recording {
         Ok(committed)
     }
 
-    fn queue_push(&self, id: &WorkflowId, due_ms: u64) {
-        self.inner.queue_push(id, due_ms);
+    fn commit_and_queue(
+        &self,
+        id: &WorkflowId,
+        step: &Step,
+        now_ms: u64,
+        requeue: Requeue,
+    ) -> Result<(), StoreError> {
+        if !self.combined {
+            return ViaDefaults(self).commit_and_queue(id, step, now_ms, requeue);
+        }
+        self.inner
+            .commit_and_queue(id, step, now_ms, requeue)
+            .inspect_err(|error| self.count_stale(error))?;
+        if step.is_applied() {
+            self.record_combined(step);
+        }
+        Ok(())
     }
 
-    fn queue_pop(&self, now_ms: u64, unack_ms: u64) -> Option<WorkflowId> {
-        self.inner.queue_pop(now_ms, unack_ms)
+    fn transition_and_commit(
+        &self,
+        id: &WorkflowId,
+        input: &Input,
+        queue: Option<(u64, Requeue)>,
+    ) -> Result<Step, StoreError> {
+        if !self.combined {
+            return ViaDefaults(self).transition_and_commit(id, input, queue);
+        }
+        let step = self
+            .inner
+            .transition_and_commit(id, input, queue)
+            .inspect_err(|error| self.count_stale(error))?;
+        if step.is_applied() {
+            self.record_combined(&step);
+        }
+        Ok(step)
     }
 
-    fn queue_requeue(&self, id: &WorkflowId, due_ms: u64) -> bool {
-        self.inner.queue_requeue(id, due_ms)
+    forward_store!(inner);
+}
+
+/// `Recording` as a store that keeps the `Store` trait's default combined calls: what
+/// `Recording` runs when it is not `combined`.
+struct ViaDefaults<'a>(&'a Recording);
+
+impl Store for ViaDefaults<'_> {
+    fn load(&self, id: &WorkflowId) -> Result<Snapshot, StoreError> {
+        self.0.load(id)
     }
 
-    fn queue_remove(&self, id: &WorkflowId) -> bool {
-        self.inner.queue_remove(id)
+    fn compare_and_swap(&self, id: &WorkflowId, step: &Step) -> Result<Snapshot, StoreError> {
+        self.0.compare_and_swap(id, step)
     }
 
-    fn queue_due(&self, id: &WorkflowId) -> Option<u64> {
-        self.inner.queue_due(id)
-    }
-
-    fn queue_len(&self) -> usize {
-        self.inner.queue_len()
-    }
-
-    fn task_push(&self, task: QueuedTask) {
-        self.inner.task_push(task);
-    }
-
-    fn task_remove(&self, task: &TaskId) -> bool {
-        self.inner.task_remove(task)
-    }
-
-    fn task_poll(&self, reference_name: &str) -> Option<QueuedTask> {
-        self.inner.task_poll(reference_name)
-    }
-
-    fn task_len(&self) -> usize {
-        self.inner.task_len()
-    }
-
-    fn outbox_append(&self, workflow: &WorkflowId, version: u64, effects: &[Effect]) {
-        self.inner.outbox_append(workflow, version, effects);
-    }
-
-    fn outbox_take(&self, now_ms: u64, claim_ms: u64, max: usize) -> Vec<OutboxEntry> {
-        self.inner.outbox_take(now_ms, claim_ms, max)
-    }
-
-    fn outbox_acknowledge(&self, sequence: u64) -> bool {
-        self.inner.outbox_acknowledge(sequence)
-    }
-
-    fn outbox_len(&self) -> usize {
-        self.inner.outbox_len()
-    }
+    forward_store!(0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,26 +439,44 @@ fn check_effects(engine: &TestEngine, now_ms: u64) {
 }
 
 /// Runs `f` under loom with preemption bound `bound` (`None`: exhaustive; see
-/// [`PREEMPTION_BOUND`] for the overrides) and prints how many interleavings it explored
-/// (`--nocapture` shows it).
+/// [`PREEMPTION_BOUND`] for the overrides), once over each store path (see
+/// [`Recording::combined`]), and prints how many interleavings each explored (`--nocapture`
+/// shows it).
 fn model(name: &str, bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if std::env::var_os("WFSTATE_LOOM_EXHAUSTIVE").is_some() {
-        builder.preemption_bound = None;
-    } else if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-        builder.preemption_bound = bound;
+    let f = std::sync::Arc::new(f);
+    for combined in [true, false] {
+        let mut builder = loom::model::Builder::new();
+        if std::env::var_os("WFSTATE_LOOM_EXHAUSTIVE").is_some() {
+            builder.preemption_bound = None;
+        } else if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            builder.preemption_bound = bound;
+        }
+        let iterations = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = iterations.clone();
+        let body = f.clone();
+        COMBINED_COMMITS.with(|count| count.set(0));
+        builder.check(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            COMBINED.with(|path| path.set(combined));
+            body();
+        });
+        let through_combined = COMBINED_COMMITS.with(Cell::get);
+        assert_eq!(
+            through_combined > 0,
+            combined,
+            "{name}: {through_combined} commits went through the combined calls"
+        );
+        let path = if combined {
+            "InMemoryStore's combined calls"
+        } else {
+            "the Store trait's default calls"
+        };
+        println!(
+            "{name} ({path}): {} interleavings, preemption bound {:?}",
+            iterations.load(Ordering::Relaxed),
+            builder.preemption_bound
+        );
     }
-    let iterations = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = iterations.clone();
-    builder.check(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        f();
-    });
-    println!(
-        "{name}: {} interleavings, preemption bound {:?}",
-        iterations.load(Ordering::Relaxed),
-        builder.preemption_bound
-    );
 }
 
 // ---------------------------------------------------------------------------------------------

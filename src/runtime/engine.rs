@@ -15,12 +15,11 @@ use std::sync::Arc;
 use super::error::EngineError;
 use super::lock::{LeaseHeld, LeaseToken, LockTable};
 use super::outbox::{EffectHandler, OutboxFailure, OutboxRun};
-use super::queue::QueuedTask;
-use super::store::{InMemoryStore, Store};
+use super::store::{self, InMemoryStore, Requeue, Store};
 use super::sync::{AtomicU64, Ordering};
 use crate::{
-    decide, transition, AdminInput, Decision, Definition, Effect, EngineInput, Input, Invariant,
-    Phase, Report, Step, TaskId, Workflow, WorkflowId, WorkflowStatus,
+    decide, AdminInput, Decision, Definition, EngineInput, Input, Invariant, Report, Step, TaskId,
+    Workflow, WorkflowId, WorkflowStatus,
 };
 
 /// What the sweeper asks for the next engine input of a workflow.
@@ -160,8 +159,6 @@ impl Inspection {
 /// The result of one read-step-swap loop.
 pub(crate) struct Commit {
     pub(crate) step: Step,
-    /// The committed state, when the step was applied.
-    pub(crate) committed: Option<Arc<Workflow>>,
     pub(crate) conflicts: u32,
 }
 
@@ -230,15 +227,13 @@ impl<S: Store, D: Decider> Engine<S, D> {
         report: Report,
         now_ms: u64,
     ) -> Result<Applied, EngineError> {
-        let ends_task = report.status.task_status().is_terminal();
-        let commit = self.commit(id, &Input::Report(report))?;
-        if let Some(committed) = &commit.committed {
-            self.queue_effects(id, &commit.step, committed, now_ms, false);
-            if ends_task {
-                // Only moves an entry that is there: a report never changes queue membership.
-                self.store.queue_requeue(id, now_ms);
-            }
-        }
+        // The wake-up only moves an entry that is there: a report never changes queue membership.
+        let requeue = if report.status.task_status().is_terminal() {
+            Requeue::Always
+        } else {
+            Requeue::Never
+        };
+        let commit = self.commit(id, &Input::Report(report), Some((now_ms, requeue)))?;
         Ok(commit.applied())
     }
 
@@ -250,7 +245,7 @@ impl<S: Store, D: Decider> Engine<S, D> {
             let start = Input::Engine(EngineInput::Start {
                 task: queued.task.clone(),
             });
-            match self.commit(&queued.workflow, &start) {
+            match self.commit(&queued.workflow, &start, None) {
                 Ok(commit) if commit.step.is_applied() => {
                     return Ok(Some(Polled {
                         workflow: queued.workflow,
@@ -377,10 +372,7 @@ impl<S: Store, D: Decider> Engine<S, D> {
         now_ms: u64,
     ) -> Result<Applied, EngineError> {
         self.locked(id, now_ms, || {
-            let commit = self.commit(id, input)?;
-            if let Some(committed) = &commit.committed {
-                self.queue_effects(id, &commit.step, committed, now_ms, false);
-            }
+            let commit = self.commit(id, input, Some((now_ms, Requeue::Never)))?;
             Ok(commit.applied())
         })
     }
@@ -399,34 +391,21 @@ impl<S: Store, D: Decider> Engine<S, D> {
         let _taken_over = self.locks.release(id, token).is_err();
     }
 
-    /// read → step → compare-and-swap, from a fresh read again whenever the version moved, at most
-    /// `max_attempts` times. A step that changes nothing is not written.
-    pub(crate) fn commit(&self, id: &WorkflowId, input: &Input) -> Result<Commit, EngineError> {
+    /// read → step → compare-and-swap ([`Store::transition_and_commit`]), from a fresh read again
+    /// whenever the version moved, at most `max_attempts` times. A step that changes nothing is not
+    /// written. With `queue` (`now_ms` and the requeue), the commit performs the step's queue
+    /// effects in the same store call ([`Store::commit_and_queue`]); without, it is a bare
+    /// compare-and-swap.
+    pub(crate) fn commit(
+        &self,
+        id: &WorkflowId,
+        input: &Input,
+        queue: Option<(u64, Requeue)>,
+    ) -> Result<Commit, EngineError> {
         let attempts = self.config.attempts();
         for conflicts in 0..attempts {
-            // The snapshot is dropped before the swap, so an uncontended commit applies in place.
-            let step = {
-                let snapshot = self.store.load(id)?;
-                transition(&snapshot, input).map_err(|rejection| EngineError::Rejected {
-                    id: id.clone(),
-                    rejection,
-                })?
-            };
-            if !step.is_applied() {
-                return Ok(Commit {
-                    step,
-                    committed: None,
-                    conflicts,
-                });
-            }
-            match self.store.compare_and_swap(id, &step) {
-                Ok(committed) => {
-                    return Ok(Commit {
-                        step,
-                        committed: Some(committed),
-                        conflicts,
-                    })
-                }
+            match self.store.transition_and_commit(id, input, queue) {
+                Ok(step) => return Ok(Commit { step, conflicts }),
                 Err(error) if error.is_stale() => {}
                 Err(error) => return Err(error.into()),
             }
@@ -437,9 +416,8 @@ impl<S: Store, D: Decider> Engine<S, D> {
         })
     }
 
-    /// Phase 2 of a committed step (SPEC section 5), in order, before the caller unlocks. With
-    /// `defer_leave` (the loom negative control only) `LeaveDeciderQueue` is skipped and `true`
-    /// returned, for the caller to perform after unlocking.
+    /// Phase 2 of a committed step, one store call per effect (see [`store::queue_effects`]):
+    /// the sweeper's path for the loom negative control, which defers leaving the decider queue.
     pub(crate) fn queue_effects(
         &self,
         id: &WorkflowId,
@@ -448,45 +426,13 @@ impl<S: Store, D: Decider> Engine<S, D> {
         now_ms: u64,
         defer_leave: bool,
     ) -> bool {
-        let mut deferred = false;
-        for effect in step.effects_in(Phase::Queue) {
-            match effect {
-                Effect::LeaveDeciderQueue if defer_leave => deferred = true,
-                Effect::LeaveDeciderQueue => self.leave_decider_queue(id, now_ms),
-                Effect::EnterDeciderQueue => self.store.queue_push(id, now_ms),
-                Effect::RemoveFromTaskQueue { task } => {
-                    self.store.task_remove(task);
-                }
-                Effect::PushToTaskQueue { task } => {
-                    if let Some(attempt) = committed.task(task) {
-                        self.store.task_push(QueuedTask {
-                            workflow: id.clone(),
-                            task: task.clone(),
-                            reference_name: attempt.reference_name.clone(),
-                        });
-                    }
-                }
-                Effect::Persist { .. }
-                | Effect::NotifyListeners { .. }
-                | Effect::Archive
-                | Effect::StopRunningTask { .. } => {}
-            }
-        }
-        deferred
+        store::queue_effects(&self.store, id, step, committed, now_ms, defer_leave)
     }
 
-    /// The workflow is not RUNNING: it leaves the decider queue. Then it is read again, and put
-    /// back if it is RUNNING after all. Under a valid lease that never happens (only lock holders
-    /// change a workflow's status); after an expiry, an operation that took our lease over may have
-    /// made it RUNNING and pushed it just before our late removal, and without this re-read the
-    /// wake-up would be lost (I6a).
+    /// Leaves the decider queue, then puts the workflow back if it is RUNNING after all (see
+    /// [`store::leave_decider_queue`]).
     pub(crate) fn leave_decider_queue(&self, id: &WorkflowId, now_ms: u64) {
-        self.store.queue_remove(id);
-        if let Ok(current) = self.store.load(id) {
-            if current.status() == WorkflowStatus::Running {
-                self.store.queue_push(id, now_ms);
-            }
-        }
+        store::leave_decider_queue(&self.store, id, now_ms);
     }
 }
 

@@ -6,8 +6,9 @@
 //!   → queue effects → unlock → run post-commit effects from the outbox
 //! ```
 //!
-//! - [`Store`] is the storage trait; [`InMemoryStore`] is the embedded default (one mutex,
-//!   copy-on-write snapshots, a commit applies its step in place).
+//! - [`Store`] is the storage trait; [`InMemoryStore`] is the embedded default (a mutex per
+//!   structure, copy-on-write snapshots, a commit applies its step in place and performs its
+//!   queue effects in the same atomic action).
 //! - [`LockTable`] holds the leases. Expiry follows the `now_ms` the caller passes in: the runtime
 //!   never reads a clock. Correctness never depends on the lock: a holder whose lease was taken
 //!   over fails its compare-and-swap, because the version moved (I4).
@@ -85,5 +86,5 @@ pub use error::EngineError;
 pub use lock::{Lease, LeaseHeld, LeaseToken, LockTable, NotHolder};
 pub use outbox::{EffectHandler, OutboxEntry, OutboxFailure, OutboxRun};
 pub use queue::QueuedTask;
-pub use store::{InMemoryStore, Store, StoreError};
+pub use store::{InMemoryStore, Requeue, Store, StoreError};
 pub use sweep::Sweep;

@@ -11,8 +11,11 @@ use std::sync::Arc;
 
 use super::outbox::{Outbox, OutboxEntry};
 use super::queue::{DeciderQueue, QueuedTask, TaskQueues};
+use super::sync::MutexGuard;
 use super::sync::{lock, Mutex};
-use crate::{Effect, Phase, Rejection, Step, TaskId, Workflow, WorkflowId};
+use crate::{
+    transition, Effect, Input, Phase, Rejection, Step, TaskId, Workflow, WorkflowId, WorkflowStatus,
+};
 
 /// Why a store operation was refused. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +58,20 @@ impl StoreError {
     }
 }
 
+/// What [`Store::commit_and_queue`] does with the decider queue after the step's queue effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Requeue {
+    /// Nothing more.
+    Never,
+    /// Move the workflow to `now_ms` if it is in the queue (a report that ended a task wakes it;
+    /// it never changes queue membership).
+    Always,
+    /// Move the workflow to `now_ms` if it is in the queue and the committed state is RUNNING
+    /// (the sweeper after a decision: the decider may have more to do).
+    IfRunning,
+}
+
 /// Where the runtime keeps its state. Implementations must make each method atomic.
 pub trait Store: Send + Sync {
     /// Adds a new workflow; [`StoreError::WorkflowExists`] if the id is taken.
@@ -68,6 +85,74 @@ pub trait Store: Send + Sync {
     /// Returns the committed state. A step that is not applied (a duplicate, progress) writes
     /// nothing and returns the current state. Refused: [`StoreError::Rejected`], nothing changed.
     fn compare_and_swap(&self, id: &WorkflowId, step: &Step) -> Result<Arc<Workflow>, StoreError>;
+
+    /// [`compare_and_swap`](Store::compare_and_swap), then, if the step was applied, its queue
+    /// effects (SPEC section 5, phase 2) in order, due at `now_ms`, then `requeue`. The engine
+    /// commits through this method, before it unlocks. Refused: [`StoreError::Rejected`], and
+    /// nothing changed (no queue either).
+    ///
+    /// The default makes those calls one after the other, and after leaving the decider queue it
+    /// reads the workflow again, putting it back if it is RUNNING after all: an operation that took
+    /// an expired lease over may have made it RUNNING and pushed it just before a late removal
+    /// (I6a, SPEC section 7). A store that can make the commit and its queue effects one atomic
+    /// action should ([`InMemoryStore`] does): no commit can then come between them, and the
+    /// re-read is not needed.
+    fn commit_and_queue(
+        &self,
+        id: &WorkflowId,
+        step: &Step,
+        now_ms: u64,
+        requeue: Requeue,
+    ) -> Result<(), StoreError> {
+        let committed = self.compare_and_swap(id, step)?;
+        if step.is_applied() {
+            queue_effects(self, id, step, &committed, now_ms, false);
+            let running = committed.status() == WorkflowStatus::Running;
+            match requeue {
+                Requeue::Always => {
+                    self.queue_requeue(id, now_ms);
+                }
+                Requeue::IfRunning if running => {
+                    self.queue_requeue(id, now_ms);
+                }
+                Requeue::IfRunning | Requeue::Never => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt of a lock-free writer (a report, a poll's start): reads the workflow, computes
+    /// the step `input` makes from it ([`transition`]) and, if it is applied, commits it as
+    /// [`compare_and_swap`](Store::compare_and_swap) does (with `queue`, as
+    /// [`commit_and_queue`](Store::commit_and_queue) does). Returns the step: applied and
+    /// committed, or not applied (nothing written). A transition rejection is
+    /// [`StoreError::Rejected`]; a stale version too ([`StoreError::is_stale`]): read again.
+    ///
+    /// The default makes a [`load`](Store::load) and a commit. A store that can run the pure
+    /// transition inside its own atomic action should ([`InMemoryStore`] does): the read is then
+    /// as fresh as a read can be, and the version check cannot fail.
+    fn transition_and_commit(
+        &self,
+        id: &WorkflowId,
+        input: &Input,
+        queue: Option<(u64, Requeue)>,
+    ) -> Result<Step, StoreError> {
+        // The snapshot is dropped before the commit, so an uncontended commit applies in place.
+        let step = {
+            let snapshot = self.load(id)?;
+            transition(&snapshot, input).map_err(|rejection| StoreError::Rejected {
+                id: id.clone(),
+                rejection,
+            })?
+        };
+        if step.is_applied() {
+            match queue {
+                Some((now_ms, requeue)) => self.commit_and_queue(id, &step, now_ms, requeue)?,
+                None => drop(self.compare_and_swap(id, &step)?),
+            }
+        }
+        Ok(step)
+    }
 
     /// Decider queue: `id` enters the queue, due at `due_ms` (if it is there already, it is moved
     /// to `due_ms`). Never a second entry.
@@ -118,14 +203,81 @@ pub trait Store: Send + Sync {
     fn outbox_len(&self) -> usize;
 }
 
+/// Phase 2 of a committed step (SPEC section 5), in order, one store call per effect. With
+/// `defer_leave` (the loom negative control only) `LeaveDeciderQueue` is skipped and `true`
+/// returned, for the caller to perform after unlocking.
+pub(crate) fn queue_effects<S: Store + ?Sized>(
+    store: &S,
+    id: &WorkflowId,
+    step: &Step,
+    committed: &Workflow,
+    now_ms: u64,
+    defer_leave: bool,
+) -> bool {
+    let mut deferred = false;
+    for effect in step.effects_in(Phase::Queue) {
+        match effect {
+            Effect::LeaveDeciderQueue if defer_leave => deferred = true,
+            Effect::LeaveDeciderQueue => leave_decider_queue(store, id, now_ms),
+            Effect::EnterDeciderQueue => store.queue_push(id, now_ms),
+            Effect::RemoveFromTaskQueue { task } => {
+                store.task_remove(task);
+            }
+            Effect::PushToTaskQueue { task } => {
+                if let Some(queued) = queued_task(id, task, step, committed) {
+                    store.task_push(queued);
+                }
+            }
+            Effect::Persist { .. }
+            | Effect::NotifyListeners { .. }
+            | Effect::Archive
+            | Effect::StopRunningTask { .. } => {}
+        }
+    }
+    deferred
+}
+
+/// The workflow is not RUNNING: it leaves the decider queue. Then it is read again, and put back
+/// if it is RUNNING after all. Under a valid lease that never happens (only lock holders change a
+/// workflow's status); after an expiry, an operation that took our lease over may have made it
+/// RUNNING and pushed it just before our late removal, and without this re-read the wake-up would
+/// be lost (I6a).
+pub(crate) fn leave_decider_queue<S: Store + ?Sized>(store: &S, id: &WorkflowId, now_ms: u64) {
+    store.queue_remove(id);
+    if let Ok(current) = store.load(id) {
+        if current.status() == WorkflowStatus::Running {
+            store.queue_push(id, now_ms);
+        }
+    }
+}
+
+/// The task-queue entry of a newly scheduled attempt, named after its reference name: the step
+/// added the attempt (its list is short, usually one), else the committed workflow has it.
+fn queued_task(
+    id: &WorkflowId,
+    task: &TaskId,
+    step: &Step,
+    committed: &Workflow,
+) -> Option<QueuedTask> {
+    let added = step.changes().added.iter().find(|added| added.id == *task);
+    added
+        .or_else(|| committed.task(task))
+        .map(|attempt| QueuedTask {
+            workflow: id.clone(),
+            task: task.clone(),
+            reference_name: attempt.reference_name.clone(),
+        })
+}
+
 /// The embedded store: everything in memory, one mutex per structure (workflows, decider queue,
 /// task queues, outbox), each held for one short update.
 ///
 /// Snapshots are `Arc`s, and a commit applies the step in place ([`Workflow::apply`], cost
 /// proportional to the step) unless a reader still holds the previous snapshot, in which case it
 /// copies first (copy on write). Readers never see a half-applied step. A commit appends its
-/// outbox entries while it still holds the workflows, so it is one atomic action; the only nesting
-/// is workflows → outbox, so the mutexes cannot deadlock.
+/// outbox entries, and [`commit_and_queue`](Store::commit_and_queue) performs its queue effects,
+/// while it still holds the workflows, so each is one atomic action; the only nesting is
+/// workflows → (outbox, decider queue, task queues), so the mutexes cannot deadlock.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     workflows: Mutex<Map<WorkflowId, Arc<Workflow>>>,
@@ -148,6 +300,121 @@ impl InMemoryStore {
     /// Does it hold no workflow?
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The compare-and-swap of an applied step, with the workflows locked: checks the version,
+    /// applies the step in place (copy on write if a reader holds the snapshot), and appends what
+    /// the step owes to the outbox while the workflows are still locked, so the commit and its
+    /// outbox entries are one atomic action.
+    fn commit_locked(
+        &self,
+        slot: &mut Arc<Workflow>,
+        id: &WorkflowId,
+        step: &Step,
+    ) -> Result<(), StoreError> {
+        // Check the version before copy-on-write, so a stale step never copies.
+        if slot.version() != step.read_version() {
+            return Err(StoreError::Rejected {
+                id: id.clone(),
+                rejection: Rejection::StaleVersion {
+                    read: step.read_version(),
+                    current: slot.version(),
+                },
+            });
+        }
+        Arc::make_mut(slot)
+            .apply(step)
+            .map_err(|rejection| StoreError::Rejected {
+                id: id.clone(),
+                rejection,
+            })?;
+        let mut owed = step.effects_in(Phase::PostCommit).peekable();
+        if owed.peek().is_some() {
+            lock(&self.outbox).append(id, slot.version(), owed);
+        }
+        Ok(())
+    }
+
+    /// The queue effects of a committed step, then `requeue`, with the workflows still locked: no
+    /// commit can come between the step and its queue effects, so leaving the decider queue needs
+    /// no re-read (whoever makes the workflow RUNNING again commits after us, and pushes after
+    /// that commit).
+    fn queue_locked(
+        &self,
+        id: &WorkflowId,
+        step: &Step,
+        committed: &Workflow,
+        now_ms: u64,
+        requeue: Requeue,
+    ) {
+        let mut queues = Queues::new(self);
+        for effect in step.effects_in(Phase::Queue) {
+            match effect {
+                Effect::LeaveDeciderQueue => {
+                    queues.decider().remove(id);
+                }
+                Effect::EnterDeciderQueue => queues.decider().push(id, now_ms),
+                Effect::RemoveFromTaskQueue { task } => {
+                    queues.tasks().remove(task);
+                }
+                Effect::PushToTaskQueue { task } => {
+                    if let Some(queued) = queued_task(id, task, step, committed) {
+                        queues.tasks().push(queued);
+                    }
+                }
+                Effect::Persist { .. }
+                | Effect::NotifyListeners { .. }
+                | Effect::Archive
+                | Effect::StopRunningTask { .. } => {}
+            }
+        }
+        let running = committed.status() == WorkflowStatus::Running;
+        match requeue {
+            Requeue::Always => {
+                queues.decider().requeue(id, now_ms);
+            }
+            Requeue::IfRunning if running => {
+                queues.decider().requeue(id, now_ms);
+            }
+            Requeue::IfRunning | Requeue::Never => {}
+        }
+    }
+}
+
+/// The stored workflow `id`, in the locked map.
+fn slot<'a>(
+    workflows: &'a mut Map<WorkflowId, Arc<Workflow>>,
+    id: &WorkflowId,
+) -> Result<&'a mut Arc<Workflow>, StoreError> {
+    workflows
+        .get_mut(id)
+        .ok_or_else(|| StoreError::UnknownWorkflow { id: id.clone() })
+}
+
+/// The queues one commit touches, each locked at its first use and held until the commit ends.
+/// Only a holder of the workflows mutex nests these locks, so their order cannot deadlock.
+struct Queues<'a> {
+    store: &'a InMemoryStore,
+    decider: Option<MutexGuard<'a, DeciderQueue>>,
+    tasks: Option<MutexGuard<'a, TaskQueues>>,
+}
+
+impl<'a> Queues<'a> {
+    fn new(store: &'a InMemoryStore) -> Self {
+        Queues {
+            store,
+            decider: None,
+            tasks: None,
+        }
+    }
+
+    fn decider(&mut self) -> &mut DeciderQueue {
+        self.decider
+            .get_or_insert_with(|| lock(&self.store.decider))
+    }
+
+    fn tasks(&mut self) -> &mut TaskQueues {
+        self.tasks.get_or_insert_with(|| lock(&self.store.tasks))
     }
 }
 
@@ -173,36 +440,50 @@ impl Store for InMemoryStore {
 
     fn compare_and_swap(&self, id: &WorkflowId, step: &Step) -> Result<Arc<Workflow>, StoreError> {
         let mut workflows = lock(&self.workflows);
-        let Some(slot) = workflows.get_mut(id) else {
-            return Err(StoreError::UnknownWorkflow { id: id.clone() });
-        };
-        if !step.is_applied() {
-            return Ok(Arc::clone(slot));
+        let slot = slot(&mut workflows, id)?;
+        if step.is_applied() {
+            self.commit_locked(slot, id, step)?;
         }
-        // Check the version before copy-on-write, so a stale step never copies.
-        if slot.version() != step.read_version() {
-            return Err(StoreError::Rejected {
-                id: id.clone(),
-                rejection: Rejection::StaleVersion {
-                    read: step.read_version(),
-                    current: slot.version(),
-                },
-            });
+        Ok(Arc::clone(slot))
+    }
+
+    fn commit_and_queue(
+        &self,
+        id: &WorkflowId,
+        step: &Step,
+        now_ms: u64,
+        requeue: Requeue,
+    ) -> Result<(), StoreError> {
+        let mut workflows = lock(&self.workflows);
+        let slot = slot(&mut workflows, id)?;
+        if step.is_applied() {
+            self.commit_locked(slot, id, step)?;
+            self.queue_locked(id, step, slot, now_ms, requeue);
         }
-        Arc::make_mut(slot)
-            .apply(step)
-            .map_err(|rejection| StoreError::Rejected {
-                id: id.clone(),
-                rejection,
-            })?;
-        let committed = Arc::clone(slot);
-        let mut owed = step.effects_in(Phase::PostCommit).peekable();
-        if owed.peek().is_some() {
-            // Still holding the workflows: the commit and what it owes are one atomic action.
-            lock(&self.outbox).append(id, committed.version(), owed);
+        Ok(())
+    }
+
+    fn transition_and_commit(
+        &self,
+        id: &WorkflowId,
+        input: &Input,
+        queue: Option<(u64, Requeue)>,
+    ) -> Result<Step, StoreError> {
+        let mut workflows = lock(&self.workflows);
+        let slot = slot(&mut workflows, id)?;
+        // The pure transition under the workflows mutex: no user code runs here, and the step is
+        // computed from the state it commits over, so its version check cannot fail.
+        let step = transition(slot, input).map_err(|rejection| StoreError::Rejected {
+            id: id.clone(),
+            rejection,
+        })?;
+        if step.is_applied() {
+            self.commit_locked(slot, id, &step)?;
+            if let Some((now_ms, requeue)) = queue {
+                self.queue_locked(id, &step, slot, now_ms, requeue);
+            }
         }
-        drop(workflows);
-        Ok(committed)
+        Ok(step)
     }
 
     fn queue_push(&self, id: &WorkflowId, due_ms: u64) {

@@ -4,7 +4,7 @@
 
 use super::engine::{Decider, Engine};
 use super::error::EngineError;
-use super::store::{Store, StoreError};
+use super::store::{Requeue, Store, StoreError};
 use crate::{transition, Decision, Input, Step, WorkflowId, WorkflowStatus};
 
 /// What one [`Engine::sweep_once`] did.
@@ -106,13 +106,24 @@ impl<S: Store, D: Decider> Engine<S, D> {
                 Next::Commit(step) => step,
                 Next::Done(swept) => return Ok(swept),
             };
-            match self.store.compare_and_swap(id, &step) {
-                Ok(committed) => {
+            let swapped = if defer_leave {
+                // The negative control (loom only): queue effects one by one, the removal deferred.
+                self.store.compare_and_swap(id, &step).map(|committed| {
                     let deferred_leave =
                         self.queue_effects(id, &step, &committed, now_ms, defer_leave);
                     if committed.status() == WorkflowStatus::Running {
                         self.store.queue_requeue(id, now_ms);
                     }
+                    deferred_leave
+                })
+            } else {
+                // Queue effects, then a requeue if still RUNNING, in the commit's store call.
+                self.store
+                    .commit_and_queue(id, &step, now_ms, Requeue::IfRunning)
+                    .map(|()| false)
+            };
+            match swapped {
+                Ok(deferred_leave) => {
                     let sweep = Sweep::Applied {
                         id: id.clone(),
                         step,
