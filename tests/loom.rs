@@ -34,8 +34,8 @@ use wfstate::runtime::{
     StoreError, Sweep,
 };
 use wfstate::{
-    check, check_pair, Definition, Effect, Input, Phase, Rejection, Report, ReportStatus, Step, Task,
-    TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
+    check, check_pair, Definition, Effect, Input, Phase, Rejection, Report, ReportStatus, Step,
+    Task, TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
 };
 
 /// The preemption bound of scenarios 1, 2 and 5 and the negative control: the smallest that

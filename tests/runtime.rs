@@ -11,7 +11,7 @@ use wfstate::runtime::{
     OutboxEntry, QueuedTask, Store, StoreError, Sweep,
 };
 use wfstate::{
-    transition, AdminInput, Decision, Definition, Effect, EngineInput, Rejection, Report,
+    transition, AdminInput, Decision, Definition, Effect, EngineInput, NewTask, Rejection, Report,
     ReportStatus, Step, TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
 };
 
@@ -496,6 +496,9 @@ fn sweep_removes_stale_and_unknown_entries_without_changing_status() {
         Sweep::Unknown { id: id("ghost") }
     );
     assert_eq!(engine.sweep_once(0).unwrap(), Sweep::Empty);
+    // Removed, not merely hidden by the pop.
+    assert_eq!(engine.store().queue_due(&id("done")), None);
+    assert_eq!(engine.store().queue_len(), 0);
     assert_eq!(*engine.store().load(&id("done")).unwrap(), done);
     assert_eq!(engine.store().outbox_len(), 0);
 }
@@ -703,4 +706,157 @@ fn a_step_from_another_workflow_with_the_same_version_is_refused() {
         engine.store().load(&id("b")).unwrap().status(),
         WorkflowStatus::Running
     );
+}
+
+/// I6 as an inspection reports it, on views built by hand (the engine never produces the bad
+/// ones with nothing in flight).
+#[test]
+fn inspection_reports_each_queue_violation() {
+    let view = |status, due_ms| wfstate::runtime::Inspection {
+        workflow: Arc::new(Workflow::from_parts("wf", status, 1, vec![]).unwrap()),
+        due_ms,
+    };
+    let cases = [
+        (WorkflowStatus::Running, Some(0), None),
+        (WorkflowStatus::Running, None, Some(wfstate::Invariant::I6a)),
+        (WorkflowStatus::Completed, None, None),
+        (
+            WorkflowStatus::Completed,
+            Some(5),
+            Some(wfstate::Invariant::I6b),
+        ),
+        (
+            WorkflowStatus::Paused,
+            Some(5),
+            Some(wfstate::Invariant::I6b),
+        ),
+    ];
+    for (status, due, expected) in cases {
+        let inspection = view(status, due);
+        assert_eq!(inspection.is_queued(), due.is_some());
+        assert_eq!(
+            inspection.queue_violation(),
+            expected,
+            "{status} due {due:?}"
+        );
+    }
+}
+
+#[test]
+fn the_engine_keeps_its_settings() {
+    let mut config = EngineConfig::default();
+    config.lease_ms = 7;
+    config.sweep_delay_ms = 11;
+    let engine = Engine::with_config(InMemoryStore::new(), Definition::new([]), config.clone());
+    assert_eq!(engine.config(), &config);
+    assert_ne!(engine.config(), &EngineConfig::default());
+}
+
+#[test]
+fn lease_tokens_carry_their_value() {
+    for value in [0, 2, u64::MAX] {
+        assert_eq!(LeaseToken::new(value).get(), value);
+        assert_eq!(LeaseToken::new(value).to_string(), format!("#{value}"));
+    }
+}
+
+/// A requeue takes a fresh place in the queue: two workflows due at the same time are both
+/// popped, in the order they became due there.
+#[test]
+fn requeued_entries_never_overwrite_another() {
+    let store = InMemoryStore::new();
+    store.queue_push(&id("a"), 0);
+    store.queue_push(&id("b"), 7);
+    assert!(store.queue_requeue(&id("a"), 7));
+    assert_eq!(store.queue_len(), 2);
+    assert_eq!(store.queue_pop(7, 100), Some(id("b")));
+    assert_eq!(store.queue_pop(7, 100), Some(id("a")));
+    assert_eq!(store.queue_pop(7, 100), None);
+}
+
+/// A retry that re-attempts several failed tasks queues each new attempt under its own reference
+/// name.
+#[test]
+fn retried_attempts_wait_in_their_own_task_queues() {
+    let engine = engine();
+    engine.start(id("wf"), 0).unwrap();
+    for reference in ["fetch", "store"] {
+        let task = NewTask::new(format!("{reference}-0"), reference);
+        engine
+            .act(&id("wf"), EngineInput::Schedule(task), 0)
+            .unwrap();
+    }
+    assert_eq!(engine.store().task_len(), 2);
+    for reference in ["fetch", "store"] {
+        let polled = engine.poll_task(reference).unwrap().expect("scheduled");
+        engine
+            .report(&id("wf"), Report::new(polled.task, ReportStatus::Failed), 0)
+            .unwrap();
+    }
+    assert_eq!(engine.store().task_len(), 0);
+    engine.act(&id("wf"), EngineInput::Fail, 0).unwrap();
+    engine.retry(&id("wf"), 0).unwrap();
+    assert_eq!(engine.store().task_len(), 2);
+    for reference in ["fetch", "store"] {
+        let polled = engine.poll_task(reference).unwrap().expect("retried");
+        assert_eq!(polled.reference_name, reference);
+        let workflow = engine.store().load(&id("wf")).unwrap();
+        let attempt = workflow.task(&polled.task).expect("its attempt");
+        assert_eq!(
+            (attempt.reference_name.as_str(), attempt.retry_count),
+            (reference, 1)
+        );
+    }
+}
+
+/// A decision that leaves the workflow other than RUNNING does not make it due again: a custom
+/// decider that acts on a PAUSED workflow (found through a stale entry) is not swept again at
+/// once; the entry stays hidden until its pop times out, and then a sweep that finds nothing to
+/// do removes it.
+#[test]
+fn a_decision_on_a_paused_workflow_does_not_wake_it() {
+    let decider = |workflow: &Workflow| match workflow.status() {
+        WorkflowStatus::Paused => match workflow.active_tasks().next() {
+            Some(task) => Decision::Act(EngineInput::CancelTask {
+                task: task.id.clone(),
+            }),
+            None => Decision::Idle,
+        },
+        WorkflowStatus::Running => Decision::Wait,
+        _ => Decision::Idle,
+    };
+    let engine = Engine::new(InMemoryStore::new(), decider);
+    engine.start(id("wf"), 0).unwrap();
+    let task = NewTask::new("x", "fetch");
+    engine
+        .act(&id("wf"), EngineInput::Schedule(task), 0)
+        .unwrap();
+    engine.pause(&id("wf"), 0).unwrap();
+    assert_eq!(engine.store().queue_due(&id("wf")), None);
+    // A stale entry, as a sweeper whose lease expired may leave.
+    engine.store().queue_push(&id("wf"), 0);
+    let Sweep::Applied { step, .. } = engine.sweep_once(0).unwrap() else {
+        panic!("the custom decision commits");
+    };
+    assert!(step.is_applied());
+    assert_eq!(engine.sweep_once(0).unwrap(), Sweep::Empty);
+    let unack = engine.config().unack_ms;
+    assert_eq!(engine.store().queue_due(&id("wf")), Some(unack));
+    assert!(matches!(
+        engine.sweep_once(unack).unwrap(),
+        Sweep::Dequeued {
+            status: WorkflowStatus::Paused,
+            ..
+        }
+    ));
+    assert_eq!(engine.store().queue_due(&id("wf")), None);
+}
+
+#[test]
+fn the_store_counts_its_workflows() {
+    let store = InMemoryStore::new();
+    assert!(store.is_empty());
+    store.insert(Workflow::new("wf")).unwrap();
+    assert_eq!(store.len(), 1);
+    assert!(!store.is_empty());
 }

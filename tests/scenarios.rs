@@ -254,6 +254,8 @@ fn statuses_use_conductor_spelling_and_predicates() {
             (terminal, successful, retriable),
             "{text}"
         );
+        let settled = matches!(text, "COMPLETED" | "COMPLETED_WITH_ERRORS" | "SKIPPED");
+        assert_eq!(status.is_settled(), settled, "{text}: settled");
     }
     let unknown = "CANCELLED".parse::<TaskStatus>().unwrap_err();
     assert_eq!(unknown.value, "CANCELLED");
