@@ -860,3 +860,64 @@ fn the_store_counts_its_workflows() {
     assert_eq!(store.len(), 1);
     assert!(!store.is_empty());
 }
+
+/// A custom decider's `Idle` on a RUNNING workflow, or a decision that is already true (a
+/// duplicate), is a wait: nothing is committed and the workflow stays queued (I6a), due after
+/// the sweep delay.
+#[test]
+fn idle_or_duplicate_decisions_on_a_running_workflow_wait() {
+    let idle = Engine::new(InMemoryStore::new(), |_: &Workflow| Decision::Idle);
+    idle.start(id("wf"), 0).unwrap();
+    assert_eq!(
+        idle.sweep_once(0).unwrap(),
+        Sweep::Waiting {
+            id: id("wf"),
+            conflicts: 0
+        }
+    );
+    let delay = idle.config().sweep_delay_ms;
+    assert_eq!(idle.store().queue_due(&id("wf")), Some(delay));
+
+    // Always the same schedule: the first sweep commits it, the second finds it a duplicate.
+    let same = Engine::new(InMemoryStore::new(), |_: &Workflow| {
+        Decision::Act(EngineInput::Schedule(NewTask::new("x", "fetch")))
+    });
+    same.start(id("wf"), 0).unwrap();
+    assert!(matches!(same.sweep_once(0).unwrap(), Sweep::Applied { .. }));
+    assert_eq!(
+        same.sweep_once(0).unwrap(),
+        Sweep::Waiting {
+            id: id("wf"),
+            conflicts: 0
+        }
+    );
+    assert_eq!(same.store().load(&id("wf")).unwrap().version(), 1);
+    assert_eq!(same.store().queue_due(&id("wf")), Some(delay));
+}
+
+#[test]
+fn task_queue_and_outbox_calls_report_what_they_did() {
+    let store = InMemoryStore::new();
+    let queued = QueuedTask {
+        workflow: id("wf"),
+        task: TaskId::new("x"),
+        reference_name: "fetch".into(),
+    };
+    store.task_push(queued.clone());
+    assert_eq!(store.task_len(), 1);
+    assert!(store.task_remove(&queued.task));
+    assert!(!store.task_remove(&queued.task));
+    assert_eq!(store.task_len(), 0);
+    assert_eq!(store.task_poll("fetch"), None);
+
+    store.outbox_append(&id("wf"), 4, &[Effect::Archive, Effect::Archive]);
+    assert_eq!(store.outbox_len(), 2);
+    let taken = store.outbox_take(0, 10, 8);
+    assert_eq!(
+        taken
+            .iter()
+            .map(|entry| (entry.version, &entry.effect))
+            .collect::<Vec<_>>(),
+        [(4, &Effect::Archive), (4, &Effect::Archive)]
+    );
+}

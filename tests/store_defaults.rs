@@ -6,8 +6,10 @@
 //! queues and outbox after every operation. Single-threaded: the two paths differ only in
 //! atomicity, which `tests/loom.rs` checks on both.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use wfstate::runtime::{
-    Engine, EngineError, InMemoryStore, OutboxEntry, QueuedTask, Store, StoreError,
+    Engine, EngineError, InMemoryStore, OutboxEntry, QueuedTask, Store, StoreError, Sweep,
 };
 use wfstate::{
     AdminInput, Definition, Effect, EngineInput, Report, ReportStatus, Step, TaskDefinition,
@@ -15,8 +17,9 @@ use wfstate::{
 };
 
 /// Forwards every required method to `InMemoryStore`; keeps the trait's default combined calls.
+/// With `fail_writes` set, every compare-and-swap fails as a store outage would.
 #[derive(Default)]
-struct Plain(InMemoryStore);
+struct Plain(InMemoryStore, AtomicBool);
 
 impl Store for Plain {
     fn insert(&self, workflow: Workflow) -> Result<(), StoreError> {
@@ -30,6 +33,9 @@ impl Store for Plain {
         id: &WorkflowId,
         step: &Step,
     ) -> Result<std::sync::Arc<Workflow>, StoreError> {
+        if self.1.load(Ordering::Relaxed) {
+            return Err(StoreError::UnknownWorkflow { id: id.clone() });
+        }
         self.0.compare_and_swap(id, step)
     }
     fn queue_push(&self, id: &WorkflowId, due_ms: u64) {
@@ -217,4 +223,27 @@ fn default_combined_calls_match_in_memory_store() {
         [1, 4, 6, 8, 9, 10, 11, 12],
         "kinds of operation that committed"
     );
+}
+
+/// A write the store fails (not a version conflict) ends the sweep with the store's error at
+/// once, not after the conflict retries, and the workflow stays queued for a later sweep.
+#[test]
+fn a_failed_write_is_reported_not_retried() {
+    let engine = Engine::new(Plain::default(), definition());
+    let id = WorkflowId::new("w0");
+    engine.start(id.clone(), 0).unwrap();
+    engine.store().1.store(true, Ordering::Relaxed);
+    let error = engine.sweep_once(0).unwrap_err();
+    assert!(
+        matches!(&error, EngineError::UnknownWorkflow { id: failed } if *failed == id),
+        "{error}"
+    );
+    let delay = engine.config().sweep_delay_ms;
+    assert_eq!(engine.store().queue_due(&id), Some(delay));
+    assert_eq!(engine.store().load(&id).unwrap().version(), 0);
+    engine.store().1.store(false, Ordering::Relaxed);
+    assert!(matches!(
+        engine.sweep_once(delay).unwrap(),
+        Sweep::Applied { .. }
+    ));
 }
