@@ -12,7 +12,7 @@ use wfstate::runtime::{
 };
 use wfstate::{
     transition, AdminInput, Decision, Definition, Effect, EngineInput, NewTask, Rejection, Report,
-    ReportStatus, Step, TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
+    ReportStatus, TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
 };
 
 fn id(name: &str) -> WorkflowId {
@@ -267,30 +267,6 @@ fn an_expired_holder_cannot_commit() {
         engine.store().load(&id("wf")).unwrap().status(),
         WorkflowStatus::Terminated
     );
-}
-
-/// Bounded retry: a store whose every swap conflicts makes the operation give up, typed.
-#[test]
-fn bad_input_endless_conflicts_end_in_contention() {
-    let mut config = EngineConfig::default();
-    config.max_attempts = 3;
-    let engine = Engine::with_config(Conflicting::default(), Definition::default(), config);
-    engine.start(id("wf"), 0).unwrap();
-    assert_eq!(
-        engine.terminate(&id("wf"), 0),
-        Err(EngineError::Contention {
-            id: id("wf"),
-            attempts: 3
-        })
-    );
-    assert_eq!(engine.store().0.load(&id("wf")).unwrap().version(), 0);
-    assert_eq!(engine.locks().lease(&id("wf")), None);
-    // A sweep gives up the same way and keeps the workflow queued (I6a).
-    assert!(matches!(
-        engine.sweep_once(0),
-        Err(EngineError::Contention { attempts: 3, .. })
-    ));
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -611,70 +587,6 @@ fn error_messages_carry_their_context() {
     ];
     for (message, expected) in cases {
         assert_eq!(message, expected);
-    }
-}
-
-/// A store whose every compare-and-swap finds the version moved.
-#[derive(Default)]
-struct Conflicting(InMemoryStore);
-
-impl Store for Conflicting {
-    fn insert(&self, workflow: Workflow) -> Result<(), StoreError> {
-        self.0.insert(workflow)
-    }
-    fn load(&self, id: &WorkflowId) -> Result<Arc<Workflow>, StoreError> {
-        self.0.load(id)
-    }
-    fn compare_and_swap(&self, id: &WorkflowId, step: &Step) -> Result<Arc<Workflow>, StoreError> {
-        Err(StoreError::Rejected {
-            id: id.clone(),
-            rejection: Rejection::StaleVersion {
-                read: step.read_version(),
-                current: step.read_version() + 1,
-            },
-        })
-    }
-    fn queue_push(&self, id: &WorkflowId, due_ms: u64) {
-        self.0.queue_push(id, due_ms);
-    }
-    fn queue_pop(&self, now_ms: u64, unack_ms: u64) -> Option<WorkflowId> {
-        self.0.queue_pop(now_ms, unack_ms)
-    }
-    fn queue_requeue(&self, id: &WorkflowId, due_ms: u64) -> bool {
-        self.0.queue_requeue(id, due_ms)
-    }
-    fn queue_remove(&self, id: &WorkflowId) -> bool {
-        self.0.queue_remove(id)
-    }
-    fn queue_due(&self, id: &WorkflowId) -> Option<u64> {
-        self.0.queue_due(id)
-    }
-    fn queue_len(&self) -> usize {
-        self.0.queue_len()
-    }
-    fn task_push(&self, task: QueuedTask) {
-        self.0.task_push(task);
-    }
-    fn task_remove(&self, task: &TaskId) -> bool {
-        self.0.task_remove(task)
-    }
-    fn task_poll(&self, reference_name: &str) -> Option<QueuedTask> {
-        self.0.task_poll(reference_name)
-    }
-    fn task_len(&self) -> usize {
-        self.0.task_len()
-    }
-    fn outbox_append(&self, workflow: &WorkflowId, version: u64, effects: &[Effect]) {
-        self.0.outbox_append(workflow, version, effects);
-    }
-    fn outbox_take(&self, now_ms: u64, claim_ms: u64, max: usize) -> Vec<OutboxEntry> {
-        self.0.outbox_take(now_ms, claim_ms, max)
-    }
-    fn outbox_acknowledge(&self, sequence: u64) -> bool {
-        self.0.outbox_acknowledge(sequence)
-    }
-    fn outbox_len(&self) -> usize {
-        self.0.outbox_len()
     }
 }
 

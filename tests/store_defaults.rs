@@ -5,21 +5,31 @@
 //! author's own takes), must give the same results and the same workflows, decider queue, task
 //! queues and outbox after every operation. Single-threaded: the two paths differ only in
 //! atomicity, which `tests/loom.rs` checks on both.
+//!
+//! The same forwarding store, told to fail its writes or to find every version moved, shows how
+//! the engine meets a store of one's own that misbehaves: a failed write is reported at once,
+//! endless conflicts end in `Contention`, and nothing changes either way.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use wfstate::runtime::{
-    Engine, EngineError, InMemoryStore, OutboxEntry, QueuedTask, Store, StoreError, Sweep,
+    Engine, EngineConfig, EngineError, InMemoryStore, OutboxEntry, QueuedTask, Store, StoreError,
+    Sweep,
 };
 use wfstate::{
-    AdminInput, Definition, Effect, EngineInput, Report, ReportStatus, Step, TaskDefinition,
-    TaskId, Workflow, WorkflowId,
+    AdminInput, Definition, Effect, EngineInput, Rejection, Report, ReportStatus, Step,
+    TaskDefinition, TaskId, Workflow, WorkflowId,
 };
 
 /// Forwards every required method to `InMemoryStore`; keeps the trait's default combined calls.
-/// With `fail_writes` set, every compare-and-swap fails as a store outage would.
+/// Its compare-and-swap passes ([`PASS`]), fails as a store outage would ([`FAIL`]), or always
+/// finds the version moved ([`CONFLICT`]).
 #[derive(Default)]
-struct Plain(InMemoryStore, AtomicBool);
+struct Plain(InMemoryStore, AtomicU8);
+
+const PASS: u8 = 0;
+const FAIL: u8 = 1;
+const CONFLICT: u8 = 2;
 
 impl Store for Plain {
     fn insert(&self, workflow: Workflow) -> Result<(), StoreError> {
@@ -33,10 +43,17 @@ impl Store for Plain {
         id: &WorkflowId,
         step: &Step,
     ) -> Result<std::sync::Arc<Workflow>, StoreError> {
-        if self.1.load(Ordering::Relaxed) {
-            return Err(StoreError::UnknownWorkflow { id: id.clone() });
+        match self.1.load(Ordering::Relaxed) {
+            FAIL => Err(StoreError::UnknownWorkflow { id: id.clone() }),
+            CONFLICT => Err(StoreError::Rejected {
+                id: id.clone(),
+                rejection: Rejection::StaleVersion {
+                    read: step.read_version(),
+                    current: step.read_version() + 1,
+                },
+            }),
+            _ => self.0.compare_and_swap(id, step),
         }
-        self.0.compare_and_swap(id, step)
     }
     fn queue_push(&self, id: &WorkflowId, due_ms: u64) {
         self.0.queue_push(id, due_ms);
@@ -232,7 +249,7 @@ fn a_failed_write_is_reported_not_retried() {
     let engine = Engine::new(Plain::default(), definition());
     let id = WorkflowId::new("w0");
     engine.start(id.clone(), 0).unwrap();
-    engine.store().1.store(true, Ordering::Relaxed);
+    engine.store().1.store(FAIL, Ordering::Relaxed);
     let error = engine.sweep_once(0).unwrap_err();
     assert!(
         matches!(&error, EngineError::UnknownWorkflow { id: failed } if *failed == id),
@@ -241,9 +258,42 @@ fn a_failed_write_is_reported_not_retried() {
     let delay = engine.config().sweep_delay_ms;
     assert_eq!(engine.store().queue_due(&id), Some(delay));
     assert_eq!(engine.store().load(&id).unwrap().version(), 0);
-    engine.store().1.store(false, Ordering::Relaxed);
+    engine.store().1.store(PASS, Ordering::Relaxed);
     assert!(matches!(
         engine.sweep_once(delay).unwrap(),
         Sweep::Applied { .. }
     ));
+}
+
+/// Bounded retry: a store whose every swap conflicts makes the operation give up, typed.
+#[test]
+fn bad_input_endless_conflicts_end_in_contention() {
+    let mut config = EngineConfig::default();
+    config.max_attempts = 3;
+    let engine = Engine::with_config(Plain::default(), Definition::default(), config);
+    engine.store().1.store(CONFLICT, Ordering::Relaxed);
+    engine.start(WorkflowId::new("wf"), 0).unwrap();
+    assert_eq!(
+        engine.terminate(&WorkflowId::new("wf"), 0),
+        Err(EngineError::Contention {
+            id: WorkflowId::new("wf"),
+            attempts: 3
+        })
+    );
+    assert_eq!(
+        engine
+            .store()
+            .0
+            .load(&WorkflowId::new("wf"))
+            .unwrap()
+            .version(),
+        0
+    );
+    assert_eq!(engine.locks().lease(&WorkflowId::new("wf")), None);
+    // A sweep gives up the same way and keeps the workflow queued (I6a).
+    assert!(matches!(
+        engine.sweep_once(0),
+        Err(EngineError::Contention { attempts: 3, .. })
+    ));
+    assert_eq!(engine.store().queue_due(&WorkflowId::new("wf")), Some(0));
 }
