@@ -721,49 +721,6 @@ fn retried_attempts_wait_in_their_own_task_queues() {
     }
 }
 
-/// A decision that leaves the workflow other than RUNNING does not make it due again: a custom
-/// decider that acts on a PAUSED workflow (found through a stale entry) is not swept again at
-/// once; the entry stays hidden until its pop times out, and then a sweep that finds nothing to
-/// do removes it.
-#[test]
-fn a_decision_on_a_paused_workflow_does_not_wake_it() {
-    let decider = |workflow: &Workflow| match workflow.status() {
-        WorkflowStatus::Paused => match workflow.active_tasks().next() {
-            Some(task) => Decision::Act(EngineInput::CancelTask {
-                task: task.id.clone(),
-            }),
-            None => Decision::Idle,
-        },
-        WorkflowStatus::Running => Decision::Wait,
-        _ => Decision::Idle,
-    };
-    let engine = Engine::new(InMemoryStore::new(), decider);
-    engine.start(id("wf"), 0).unwrap();
-    let task = NewTask::new("x", "fetch");
-    engine
-        .act(&id("wf"), EngineInput::Schedule(task), 0)
-        .unwrap();
-    engine.pause(&id("wf"), 0).unwrap();
-    assert_eq!(engine.store().queue_due(&id("wf")), None);
-    // A stale entry, as a sweeper whose lease expired may leave.
-    engine.store().queue_push(&id("wf"), 0);
-    let Sweep::Applied { step, .. } = engine.sweep_once(0).unwrap() else {
-        panic!("the custom decision commits");
-    };
-    assert!(step.is_applied());
-    assert_eq!(engine.sweep_once(0).unwrap(), Sweep::Empty);
-    let unack = engine.config().unack_ms;
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(unack));
-    assert!(matches!(
-        engine.sweep_once(unack).unwrap(),
-        Sweep::Dequeued {
-            status: WorkflowStatus::Paused,
-            ..
-        }
-    ));
-    assert_eq!(engine.store().queue_due(&id("wf")), None);
-}
-
 #[test]
 fn the_store_counts_its_workflows() {
     let store = InMemoryStore::new();

@@ -17,8 +17,8 @@ use wfstate::runtime::{
     Sweep,
 };
 use wfstate::{
-    AdminInput, Definition, Effect, EngineInput, Rejection, Report, ReportStatus, Step,
-    TaskDefinition, TaskId, Workflow, WorkflowId,
+    AdminInput, Decision, Definition, Effect, EngineInput, NewTask, Rejection, Report,
+    ReportStatus, Step, TaskDefinition, TaskId, Workflow, WorkflowId, WorkflowStatus,
 };
 
 /// Forwards every required method to `InMemoryStore`; keeps the trait's default combined calls.
@@ -296,4 +296,55 @@ fn bad_input_endless_conflicts_end_in_contention() {
         Err(EngineError::Contention { attempts: 3, .. })
     ));
     assert_eq!(engine.store().queue_due(&WorkflowId::new("wf")), Some(0));
+}
+
+/// A decision that leaves the workflow other than RUNNING does not make it due again: a custom
+/// decider that acts on a PAUSED workflow (found through a stale entry) is not swept again at
+/// once; the entry stays hidden until its pop times out, and then a sweep that finds nothing to
+/// do removes it. On both store paths.
+fn paused_decision<S: Store>(store: S) {
+    let decider = |workflow: &Workflow| match workflow.status() {
+        WorkflowStatus::Paused => match workflow.active_tasks().next() {
+            Some(task) => Decision::Act(EngineInput::CancelTask {
+                task: task.id.clone(),
+            }),
+            None => Decision::Idle,
+        },
+        WorkflowStatus::Running => Decision::Wait,
+        _ => Decision::Idle,
+    };
+    let engine = Engine::new(store, decider);
+    engine.start(WorkflowId::new("wf"), 0).unwrap();
+    let task = NewTask::new("x", "fetch");
+    engine
+        .act(&WorkflowId::new("wf"), EngineInput::Schedule(task), 0)
+        .unwrap();
+    engine.pause(&WorkflowId::new("wf"), 0).unwrap();
+    assert_eq!(engine.store().queue_due(&WorkflowId::new("wf")), None);
+    // A stale entry, as a sweeper whose lease expired may leave.
+    engine.store().queue_push(&WorkflowId::new("wf"), 0);
+    let Sweep::Applied { step, .. } = engine.sweep_once(0).unwrap() else {
+        panic!("the custom decision commits");
+    };
+    assert!(step.is_applied());
+    assert_eq!(engine.sweep_once(0).unwrap(), Sweep::Empty);
+    let unack = engine.config().unack_ms;
+    assert_eq!(
+        engine.store().queue_due(&WorkflowId::new("wf")),
+        Some(unack)
+    );
+    assert!(matches!(
+        engine.sweep_once(unack).unwrap(),
+        Sweep::Dequeued {
+            status: WorkflowStatus::Paused,
+            ..
+        }
+    ));
+    assert_eq!(engine.store().queue_due(&WorkflowId::new("wf")), None);
+}
+
+#[test]
+fn a_decision_on_a_paused_workflow_does_not_wake_it() {
+    paused_decision(InMemoryStore::new());
+    paused_decision(Plain::default());
 }
