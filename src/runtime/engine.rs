@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::error::EngineError;
 use super::lock::{LeaseHeld, LeaseToken, LockTable};
 use super::outbox::{EffectHandler, OutboxFailure, OutboxRun};
-use super::store::{self, InMemoryStore, Requeue, Store};
+use super::store::{InMemoryStore, Requeue, Store};
 use super::sync::{AtomicU64, Ordering};
 use crate::{
     decide, AdminInput, Decision, Definition, EngineInput, Input, Invariant, Report, Step, TaskId,
@@ -414,25 +414,6 @@ impl<S: Store, D: Decider> Engine<S, D> {
             id: id.clone(),
             attempts,
         })
-    }
-
-    /// Phase 2 of a committed step, one store call per effect (see [`store::queue_effects`]):
-    /// the sweeper's path for the loom negative control, which defers leaving the decider queue.
-    pub(crate) fn queue_effects(
-        &self,
-        id: &WorkflowId,
-        step: &Step,
-        committed: &Workflow,
-        now_ms: u64,
-        defer_leave: bool,
-    ) -> bool {
-        store::queue_effects(&self.store, id, step, committed, now_ms, defer_leave)
-    }
-
-    /// Leaves the decider queue, then puts the workflow back if it is RUNNING after all (see
-    /// [`store::leave_decider_queue`]).
-    pub(crate) fn leave_decider_queue(&self, id: &WorkflowId, now_ms: u64) {
-        store::leave_decider_queue(&self.store, id, now_ms);
     }
 }
 

@@ -106,17 +106,8 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError> {
         let committed = self.compare_and_swap(id, step)?;
         if step.is_applied() {
-            queue_effects(self, id, step, &committed, now_ms, false);
-            let running = committed.status() == WorkflowStatus::Running;
-            match requeue {
-                Requeue::Always => {
-                    self.queue_requeue(id, now_ms);
-                }
-                Requeue::IfRunning if running => {
-                    self.queue_requeue(id, now_ms);
-                }
-                Requeue::IfRunning | Requeue::Never => {}
-            }
+            let mut calls = CallByCall(self);
+            queue_effects(&mut calls, id, step, &committed, now_ms, requeue, false);
         }
         Ok(())
     }
@@ -203,29 +194,44 @@ pub trait Store: Send + Sync {
     fn outbox_len(&self) -> usize;
 }
 
-/// Phase 2 of a committed step (SPEC section 5), in order, one store call per effect. With
-/// `defer_leave` (the loom negative control only) `LeaveDeciderQueue` is skipped and `true`
-/// returned, for the caller to perform after unlocking.
-pub(crate) fn queue_effects<S: Store + ?Sized>(
-    store: &S,
+/// Where a committed step's queue effects go: the store, one call per effect ([`CallByCall`],
+/// the trait's default path), or the queues [`InMemoryStore`] holds locked inside its commit.
+pub(crate) trait QueueSink {
+    /// `LeaveDeciderQueue`.
+    fn leave_decider(&mut self, id: &WorkflowId, now_ms: u64);
+    /// `EnterDeciderQueue`: enter (or move) the decider queue, due at `due_ms`.
+    fn enter_decider(&mut self, id: &WorkflowId, due_ms: u64);
+    /// Move an entry that is in the decider queue to `due_ms` (never adds one).
+    fn requeue_decider(&mut self, id: &WorkflowId, due_ms: u64);
+    /// `RemoveFromTaskQueue`.
+    fn remove_task(&mut self, task: &TaskId);
+    /// `PushToTaskQueue`.
+    fn push_task(&mut self, task: QueuedTask);
+}
+
+/// Phase 2 of a committed step (SPEC section 5), in order, then `requeue`: the one place queue
+/// effects are interpreted, whichever sink performs them. With `defer_leave` (the loom negative
+/// control only) `LeaveDeciderQueue` is skipped and `true` returned, for the caller to perform
+/// after unlocking.
+pub(crate) fn queue_effects(
+    sink: &mut impl QueueSink,
     id: &WorkflowId,
     step: &Step,
     committed: &Workflow,
     now_ms: u64,
+    requeue: Requeue,
     defer_leave: bool,
 ) -> bool {
     let mut deferred = false;
     for effect in step.effects_in(Phase::Queue) {
         match effect {
             Effect::LeaveDeciderQueue if defer_leave => deferred = true,
-            Effect::LeaveDeciderQueue => leave_decider_queue(store, id, now_ms),
-            Effect::EnterDeciderQueue => store.queue_push(id, now_ms),
-            Effect::RemoveFromTaskQueue { task } => {
-                store.task_remove(task);
-            }
+            Effect::LeaveDeciderQueue => sink.leave_decider(id, now_ms),
+            Effect::EnterDeciderQueue => sink.enter_decider(id, now_ms),
+            Effect::RemoveFromTaskQueue { task } => sink.remove_task(task),
             Effect::PushToTaskQueue { task } => {
                 if let Some(queued) = queued_task(id, task, step, committed) {
-                    store.task_push(queued);
+                    sink.push_task(queued);
                 }
             }
             Effect::Persist { .. }
@@ -234,7 +240,41 @@ pub(crate) fn queue_effects<S: Store + ?Sized>(
             | Effect::StopRunningTask { .. } => {}
         }
     }
+    let wakes = match requeue {
+        Requeue::Always => true,
+        Requeue::IfRunning => committed.status() == WorkflowStatus::Running,
+        Requeue::Never => false,
+    };
+    if wakes {
+        sink.requeue_decider(id, now_ms);
+    }
     deferred
+}
+
+/// A store as a [`QueueSink`]: one call per effect; leaving the decider queue re-reads
+/// ([`leave_decider_queue`]).
+pub(crate) struct CallByCall<'a, S: ?Sized>(pub(crate) &'a S);
+
+impl<S: Store + ?Sized> QueueSink for CallByCall<'_, S> {
+    fn leave_decider(&mut self, id: &WorkflowId, now_ms: u64) {
+        leave_decider_queue(self.0, id, now_ms);
+    }
+
+    fn enter_decider(&mut self, id: &WorkflowId, due_ms: u64) {
+        self.0.queue_push(id, due_ms);
+    }
+
+    fn requeue_decider(&mut self, id: &WorkflowId, due_ms: u64) {
+        self.0.queue_requeue(id, due_ms);
+    }
+
+    fn remove_task(&mut self, task: &TaskId) {
+        self.0.task_remove(task);
+    }
+
+    fn push_task(&mut self, task: QueuedTask) {
+        self.0.task_push(task);
+    }
 }
 
 /// The workflow is not RUNNING: it leaves the decider queue. Then it is read again, and put back
@@ -334,51 +374,6 @@ impl InMemoryStore {
         }
         Ok(())
     }
-
-    /// The queue effects of a committed step, then `requeue`, with the workflows still locked: no
-    /// commit can come between the step and its queue effects, so leaving the decider queue needs
-    /// no re-read (whoever makes the workflow RUNNING again commits after us, and pushes after
-    /// that commit).
-    fn queue_locked(
-        &self,
-        id: &WorkflowId,
-        step: &Step,
-        committed: &Workflow,
-        now_ms: u64,
-        requeue: Requeue,
-    ) {
-        let mut queues = Queues::new(self);
-        for effect in step.effects_in(Phase::Queue) {
-            match effect {
-                Effect::LeaveDeciderQueue => {
-                    queues.decider().remove(id);
-                }
-                Effect::EnterDeciderQueue => queues.decider().push(id, now_ms),
-                Effect::RemoveFromTaskQueue { task } => {
-                    queues.tasks().remove(task);
-                }
-                Effect::PushToTaskQueue { task } => {
-                    if let Some(queued) = queued_task(id, task, step, committed) {
-                        queues.tasks().push(queued);
-                    }
-                }
-                Effect::Persist { .. }
-                | Effect::NotifyListeners { .. }
-                | Effect::Archive
-                | Effect::StopRunningTask { .. } => {}
-            }
-        }
-        let running = committed.status() == WorkflowStatus::Running;
-        match requeue {
-            Requeue::Always => {
-                queues.decider().requeue(id, now_ms);
-            }
-            Requeue::IfRunning if running => {
-                queues.decider().requeue(id, now_ms);
-            }
-            Requeue::IfRunning | Requeue::Never => {}
-        }
-    }
 }
 
 /// The stored workflow `id`, in the locked map.
@@ -391,8 +386,12 @@ fn slot<'a>(
         .ok_or_else(|| StoreError::UnknownWorkflow { id: id.clone() })
 }
 
-/// The queues one commit touches, each locked at its first use and held until the commit ends.
-/// Only a holder of the workflows mutex nests these locks, so their order cannot deadlock.
+/// The queues one commit touches, each locked at its first use and held until the commit ends:
+/// the [`QueueSink`] of [`InMemoryStore`]'s commits, made while it holds its workflows mutex. No
+/// commit can come between a step and its queue effects, so leaving the decider queue needs no
+/// re-read (whoever makes the workflow RUNNING again commits after us, and pushes after that
+/// commit). Only a holder of the workflows mutex nests these locks, so their order cannot
+/// deadlock.
 struct Queues<'a> {
     store: &'a InMemoryStore,
     decider: Option<MutexGuard<'a, DeciderQueue>>,
@@ -415,6 +414,28 @@ impl<'a> Queues<'a> {
 
     fn tasks(&mut self) -> &mut TaskQueues {
         self.tasks.get_or_insert_with(|| lock(&self.store.tasks))
+    }
+}
+
+impl QueueSink for Queues<'_> {
+    fn leave_decider(&mut self, id: &WorkflowId, _now_ms: u64) {
+        self.decider().remove(id);
+    }
+
+    fn enter_decider(&mut self, id: &WorkflowId, due_ms: u64) {
+        self.decider().push(id, due_ms);
+    }
+
+    fn requeue_decider(&mut self, id: &WorkflowId, due_ms: u64) {
+        self.decider().requeue(id, due_ms);
+    }
+
+    fn remove_task(&mut self, task: &TaskId) {
+        self.tasks().remove(task);
+    }
+
+    fn push_task(&mut self, task: QueuedTask) {
+        self.tasks().push(task);
     }
 }
 
@@ -458,7 +479,8 @@ impl Store for InMemoryStore {
         let slot = slot(&mut workflows, id)?;
         if step.is_applied() {
             self.commit_locked(slot, id, step)?;
-            self.queue_locked(id, step, slot, now_ms, requeue);
+            let mut queues = Queues::new(self);
+            queue_effects(&mut queues, id, step, slot, now_ms, requeue, false);
         }
         Ok(())
     }
@@ -480,7 +502,8 @@ impl Store for InMemoryStore {
         if step.is_applied() {
             self.commit_locked(slot, id, &step)?;
             if let Some((now_ms, requeue)) = queue {
-                self.queue_locked(id, &step, slot, now_ms, requeue);
+                let mut queues = Queues::new(self);
+                queue_effects(&mut queues, id, &step, slot, now_ms, requeue, false);
             }
         }
         Ok(step)

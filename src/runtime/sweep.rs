@@ -4,7 +4,7 @@
 
 use super::engine::{Decider, Engine};
 use super::error::EngineError;
-use super::store::{Requeue, Store, StoreError};
+use super::store::{leave_decider_queue, queue_effects, CallByCall, Requeue, Store, StoreError};
 use crate::{transition, Decision, Input, Step, WorkflowId, WorkflowStatus};
 
 /// What one [`Engine::sweep_once`] did.
@@ -109,12 +109,9 @@ impl<S: Store, D: Decider> Engine<S, D> {
             let swapped = if defer_leave {
                 // The negative control (loom only): queue effects one by one, the removal deferred.
                 self.store.compare_and_swap(id, &step).map(|committed| {
-                    let deferred_leave =
-                        self.queue_effects(id, &step, &committed, now_ms, defer_leave);
-                    if committed.status() == WorkflowStatus::Running {
-                        self.store.queue_requeue(id, now_ms);
-                    }
-                    deferred_leave
+                    let mut calls = CallByCall(&self.store);
+                    let requeue = Requeue::IfRunning;
+                    queue_effects(&mut calls, id, &step, &committed, now_ms, requeue, true)
                 })
             } else {
                 // Queue effects, then a requeue if still RUNNING, in the commit's store call.
@@ -174,7 +171,7 @@ impl<S: Store, D: Decider> Engine<S, D> {
             Decision::Idle if status != WorkflowStatus::Running => {
                 drop(snapshot);
                 if !defer_leave {
-                    self.leave_decider_queue(id, now_ms);
+                    leave_decider_queue(&self.store, id, now_ms);
                 }
                 let sweep = Sweep::Dequeued {
                     id: id.clone(),
