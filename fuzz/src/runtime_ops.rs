@@ -164,7 +164,7 @@ pub fn run(case: &Case) -> Stats {
     };
     for op in case.ops.iter().take(MAX_OPS) {
         let before = replay.inspect_all();
-        let outcome = replay.op(op);
+        let outcome = replay.op(op, &before);
         let after = replay.inspect_all();
         replay.judge(op, &outcome, &before, &after);
     }
@@ -192,7 +192,8 @@ impl Replay {
         all
     }
 
-    fn op(&mut self, op: &Op) -> Outcome {
+    /// Performs `op`; `before` is every workflow as it is now, read under its lock.
+    fn op(&mut self, op: &Op, before: &BTreeMap<WorkflowId, Inspection>) -> Outcome {
         let mut outcome = Outcome {
             failed: false,
             committed: Vec::new(),
@@ -219,9 +220,9 @@ impl Replay {
                 status,
             } => {
                 let id = self.id(*workflow);
-                let report = match self.engine.inspect(&id, now) {
-                    Ok(inspection) => report(task, *status, &inspection.workflow),
-                    Err(_) => Report::new(format!("{id}:unknown"), *status),
+                let report = match before.get(&id) {
+                    Some(inspection) => report(task, *status, &inspection.workflow),
+                    None => Report::new(format!("{id}:unknown"), *status),
                 };
                 self.sent.push((id.clone(), report.clone()));
                 let result = self.engine.report(&id, report, now);
@@ -241,7 +242,6 @@ impl Replay {
                     .copied()
                     .unwrap_or("no-such-queue");
                 // The start a poll commits is not returned: recompute it from the state before.
-                let before = self.inspect_all();
                 match self.engine.poll_task(name) {
                     Ok(Some(polled)) => {
                         assert_eq!(polled.reference_name, name);
@@ -267,9 +267,9 @@ impl Replay {
             }
             Op::Act { workflow, input } => {
                 let id = self.id(*workflow);
-                let input = match self.engine.inspect(&id, now) {
-                    Ok(inspection) => input.resolve(&inspection.workflow),
-                    Err(_) => EngineInput::Complete,
+                let input = match before.get(&id) {
+                    Some(inspection) => input.resolve(&inspection.workflow),
+                    None => EngineInput::Complete,
                 };
                 let result = self.engine.act(&id, input, now);
                 if matches!(&result, Ok(applied) if applied.step.is_applied()) {
