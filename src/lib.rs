@@ -55,7 +55,7 @@
 
 extern crate alloc;
 
-pub mod pure;
+mod pure;
 
 #[cfg(feature = "std")]
 pub mod runtime;

@@ -2,19 +2,18 @@
 //! decider, invariant checks and the generated transition tables. `no_std` + `alloc`; no IO, no
 //! clock, no randomness.
 
-pub mod decider;
-pub mod effect;
-pub mod id;
+pub(crate) mod decider;
+pub(crate) mod effect;
+pub(crate) mod id;
 pub(crate) mod index;
-pub mod input;
-pub mod invariant;
+pub(crate) mod input;
+pub(crate) mod invariant;
 mod list;
-pub mod rejection;
-pub mod status;
-pub mod step;
-pub mod table;
-pub mod task;
-pub mod transition;
-pub mod workflow;
+pub(crate) mod rejection;
+pub(crate) mod status;
+pub(crate) mod step;
+pub(crate) mod table;
+pub(crate) mod task;
+pub(crate) mod transition;
+pub(crate) mod workflow;
 
-pub use step::Outcome;

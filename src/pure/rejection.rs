@@ -6,7 +6,7 @@ use super::id::TaskId;
 use super::status::{TaskStatus, WorkflowStatus};
 
 /// An input the transition function refused, with the context to act on it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum Rejection {
     /// No attempt in this workflow has the id.

@@ -12,7 +12,7 @@ use super::status::{ReportStatus, TaskStatus, WorkflowStatus};
 use super::task::Task;
 use super::transition::transition;
 use super::workflow::Workflow;
-use super::Outcome;
+use super::step::Outcome;
 
 /// One accepted edge, with every writer class that can take it.
 #[derive(Debug, Clone, PartialEq, Eq)]

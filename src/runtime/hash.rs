@@ -62,5 +62,3 @@ impl Hasher for KeyHasher {
 /// A `HashMap` keyed with the seeded hasher.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, SeededState>;
 
-/// A `HashSet` keyed with the seeded hasher.
-pub(crate) type Set<K> = std::collections::HashSet<K, SeededState>;

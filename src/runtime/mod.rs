@@ -71,20 +71,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod contract;
 mod engine;
 mod error;
 mod hash;
-mod lock;
+mod memory;
+mod op;
 mod outbox;
-mod queue;
-mod store;
-mod sweep;
+mod state;
 mod sync;
 
-pub use engine::{Applied, Decider, Engine, EngineConfig, Inspection, Polled};
-pub use error::EngineError;
-pub use lock::{Lease, LeaseHeld, LeaseToken, LockTable, NotHolder};
-pub use outbox::{EffectHandler, OutboxEntry, OutboxFailure, OutboxRun};
-pub use queue::QueuedTask;
-pub use store::{InMemoryStore, Requeue, Store, StoreError};
-pub use sweep::Sweep;
+pub use contract::{
+    Call, CallKind, CommitReply, Committer, DeciderPlan, Lease, LeaseToken, OutboxEntry,
+    QueuePlan, QueuedTask, Receipt, Reply, Store, StoreFailure,
+};
+pub use engine::{Engine, EngineConfig};
+pub use error::{AdminError, InspectError, PollError, ReportError, StartError, SweepError};
+pub use memory::InMemoryStore;
+pub use op::{
+    AdminOp, Applied, CallFailed, Decider, InspectOp, Inspection, Next, Operation, OutboxOp,
+    OutboxPass, PollOp, Polled, ReportOp, StartOp, Sweep, SweepOp,
+};
+pub use outbox::{EffectHandler, OutboxFailure, OutboxRun};
+pub use state::StoreState;

@@ -1,0 +1,364 @@
+//! The lock-free writers (as in Conductor): a worker's report and a worker's poll. The version
+//! fences them: read, step, commit; on a stale version read again, at most `max_attempts` times.
+//!
+//! Report:
+//!
+//! | state | call | reply → next |
+//! |---|---|---|
+//! | Load | load | missing → Done(UnknownWorkflow); step applied → Commit; duplicate or progress → Done; rejected → Done(Rejected); failed → Done(error) |
+//! | Commit | commit | done → Done(Applied); stale → Load, or after `max_attempts` Done(Contention); missing → Done(UnknownWorkflow); failed → Done(error) |
+//!
+//! Poll:
+//!
+//! | state | call | reply → next |
+//! |---|---|---|
+//! | Poll | poll_task | none → Done(None); entry → Load; failed → Done(error) |
+//! | Load | load | attempt SCHEDULED → Commit (start); IN_PROGRESS → Done(redelivered); ended, unknown or gone → Drop; start refused → Poll (the entry stays hidden); failed → Done(error) |
+//! | Commit | commit | done → Done(Polled); stale → Load, or after `max_attempts` Done(Contention); missing → Drop; failed → Done(error) |
+//! | Drop | drop_task | any → Poll; failed → Done(error) |
+
+use super::super::contract::{
+    Call, CallKind, CommitReply, Committer, QueuePlan, QueuedTask, Reply, StoreFailure,
+};
+use super::{replied, CallFailed, Decider, Next, Operation};
+use crate::runtime::error::{PollError, ReportError};
+use crate::runtime::EngineConfig;
+use crate::{transition, EngineInput, Input, Report, Step, TaskId, TaskStatus, WorkflowId};
+
+/// An input the engine accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Applied {
+    /// The step: applied (committed, effects performed or owed), duplicate or progress (nothing
+    /// changed; acknowledge the message).
+    pub step: Step,
+    /// Compare-and-swap attempts that found the workflow moved and were redone from a fresh read.
+    pub conflicts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ReportPc {
+    Load { conflicts: u32 },
+    Commit { step: Step, plan: QueuePlan, conflicts: u32 },
+    Done(Result<Applied, ReportError>),
+}
+
+/// A worker's report, as a state machine (the table in this module's source and in
+/// `docs/design.md`). A report that ends a task wakes its workflow in the decider queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReportOp {
+    id: WorkflowId,
+    input: Input,
+    now_ms: u64,
+    max_attempts: u32,
+    pc: ReportPc,
+}
+
+impl ReportOp {
+    /// `report` on workflow `id` at `now_ms`.
+    pub fn new(id: WorkflowId, report: Report, now_ms: u64, config: &EngineConfig) -> Self {
+        ReportOp {
+            id,
+            input: Input::Report(report),
+            now_ms,
+            max_attempts: config.attempts(),
+            pc: ReportPc::Load { conflicts: 0 },
+        }
+    }
+
+    /// The state's name, for traces and the design tables.
+    pub fn state_name(&self) -> &'static str {
+        match self.pc {
+            ReportPc::Load { .. } => "Load",
+            ReportPc::Commit { .. } => "Commit",
+            ReportPc::Done(_) => "Done",
+        }
+    }
+
+    /// The workflow it reports on.
+    pub fn workflow(&self) -> &WorkflowId {
+        &self.id
+    }
+
+    fn failed(failure: CallFailed) -> ReportPc {
+        ReportPc::Done(Err(ReportError::Store(failure)))
+    }
+
+    fn unknown(&self) -> ReportPc {
+        ReportPc::Done(Err(ReportError::UnknownWorkflow {
+            id: self.id.clone(),
+        }))
+    }
+}
+
+impl Operation for ReportOp {
+    type Output = Result<Applied, ReportError>;
+
+    fn next(&self) -> Next<'_> {
+        match &self.pc {
+            ReportPc::Load { .. } => Next::Call(Call::Load { id: &self.id }),
+            ReportPc::Commit { step, plan, .. } => Next::Call(Call::Commit {
+                id: &self.id,
+                step,
+                plan,
+                now_ms: self.now_ms,
+            }),
+            ReportPc::Done(_) => Next::Done,
+        }
+    }
+
+    fn resume(&mut self, reply: Result<Reply, StoreFailure>, _decider: &dyn Decider) {
+        let pc = std::mem::replace(&mut self.pc, ReportPc::Load { conflicts: 0 });
+        self.pc = match pc {
+            ReportPc::Load { conflicts } => match replied(CallKind::Load, reply) {
+                Ok(Reply::Loaded(Some(workflow))) => match transition(&workflow, &self.input) {
+                    Ok(step) if step.is_applied() => {
+                        let plan = QueuePlan::of(&self.id, &step, Committer::Report);
+                        ReportPc::Commit {
+                            step,
+                            plan,
+                            conflicts,
+                        }
+                    }
+                    Ok(step) => ReportPc::Done(Ok(Applied { step, conflicts })),
+                    Err(rejection) => ReportPc::Done(Err(ReportError::Rejected {
+                        id: self.id.clone(),
+                        rejection,
+                    })),
+                },
+                Ok(Reply::Loaded(None)) => self.unknown(),
+                Ok(_) => ReportOp::failed(CallFailed::mismatch(CallKind::Load)),
+                Err(failure) => ReportOp::failed(failure),
+            },
+            ReportPc::Commit {
+                step, conflicts, ..
+            } => match replied(CallKind::Commit, reply) {
+                Ok(Reply::Committed(CommitReply::Done(_))) => {
+                    ReportPc::Done(Ok(Applied { step, conflicts }))
+                }
+                Ok(Reply::Committed(CommitReply::Stale { .. }))
+                    if conflicts + 1 < self.max_attempts =>
+                {
+                    ReportPc::Load {
+                        conflicts: conflicts + 1,
+                    }
+                }
+                Ok(Reply::Committed(CommitReply::Stale { .. })) => {
+                    ReportPc::Done(Err(ReportError::Contention {
+                        id: self.id.clone(),
+                        attempts: self.max_attempts,
+                    }))
+                }
+                Ok(Reply::Committed(CommitReply::Unknown)) => self.unknown(),
+                Ok(_) => ReportOp::failed(CallFailed::mismatch(CallKind::Commit)),
+                Err(failure) => ReportOp::failed(failure),
+            },
+            done @ ReportPc::Done(_) => done,
+        };
+    }
+
+    fn finish(self) -> Option<Self::Output> {
+        match self.pc {
+            ReportPc::Done(output) => Some(output),
+            ReportPc::Load { .. } | ReportPc::Commit { .. } => None,
+        }
+    }
+}
+
+/// A task attempt handed to a worker by [`Engine::poll_task`](super::super::Engine::poll_task);
+/// it is IN_PROGRESS now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Polled {
+    /// The workflow.
+    pub workflow: WorkflowId,
+    /// The attempt: report on it with [`Engine::report`](super::super::Engine::report).
+    pub task: TaskId,
+    /// Its reference name (the queue it came from).
+    pub reference_name: String,
+    /// The attempt was IN_PROGRESS already: an earlier poller took it and did not report before
+    /// its visibility lease ran out (it may have died). Task delivery is at least once.
+    pub redelivered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PollPc {
+    Poll,
+    Load {
+        queued: QueuedTask,
+        conflicts: u32,
+    },
+    Commit {
+        queued: QueuedTask,
+        step: Step,
+        plan: QueuePlan,
+        conflicts: u32,
+    },
+    Drop {
+        task: TaskId,
+    },
+    Done(Result<Option<Polled>, PollError>),
+}
+
+/// A worker's poll of one task queue, as a state machine (the table in this module's source and
+/// in `docs/design.md`). The entry stays in its queue, hidden, until the attempt's terminal
+/// report removes it: a worker that dies after polling loses nothing, the attempt is handed out
+/// again when the visibility lease runs out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PollOp {
+    reference_name: String,
+    now_ms: u64,
+    visibility_ms: u64,
+    max_attempts: u32,
+    pc: PollPc,
+}
+
+impl PollOp {
+    /// A poll of the queue `reference_name` at `now_ms`.
+    pub fn new(reference_name: impl Into<String>, now_ms: u64, config: &EngineConfig) -> Self {
+        PollOp {
+            reference_name: reference_name.into(),
+            now_ms,
+            visibility_ms: config.task_visibility_ms,
+            max_attempts: config.attempts(),
+            pc: PollPc::Poll,
+        }
+    }
+
+    /// The state's name, for traces and the design tables.
+    pub fn state_name(&self) -> &'static str {
+        match self.pc {
+            PollPc::Poll => "Poll",
+            PollPc::Load { .. } => "Load",
+            PollPc::Commit { .. } => "Commit",
+            PollPc::Drop { .. } => "Drop",
+            PollPc::Done(_) => "Done",
+        }
+    }
+
+    fn failed(failure: CallFailed) -> PollPc {
+        PollPc::Done(Err(PollError::Store(failure)))
+    }
+
+    fn polled(queued: QueuedTask, redelivered: bool) -> PollPc {
+        PollPc::Done(Ok(Some(Polled {
+            workflow: queued.workflow,
+            task: queued.task,
+            reference_name: queued.reference_name,
+            redelivered,
+        })))
+    }
+
+    fn read(&self, queued: QueuedTask, conflicts: u32, workflow: &crate::Workflow) -> PollPc {
+        let status = workflow.task(&queued.task).map(|task| task.status);
+        match status {
+            Some(TaskStatus::Scheduled) => {}
+            Some(TaskStatus::InProgress) => return PollOp::polled(queued, true),
+            // Ended, or not this workflow's: a stale entry.
+            Some(_) | None => return PollPc::Drop { task: queued.task },
+        }
+        let start = Input::Engine(EngineInput::Start {
+            task: queued.task.clone(),
+        });
+        match transition(workflow, &start) {
+            Ok(step) if step.is_applied() => {
+                let plan = QueuePlan::of(&queued.workflow, &step, Committer::Caller);
+                PollPc::Commit {
+                    queued,
+                    step,
+                    plan,
+                    conflicts,
+                }
+            }
+            // Not startable now: the entry stays hidden until its lease runs out; look further.
+            Ok(_) | Err(_) => PollPc::Poll,
+        }
+    }
+}
+
+impl Operation for PollOp {
+    type Output = Result<Option<Polled>, PollError>;
+
+    fn next(&self) -> Next<'_> {
+        let call = match &self.pc {
+            PollPc::Poll => Call::PollTask {
+                reference_name: &self.reference_name,
+                now_ms: self.now_ms,
+                visibility_ms: self.visibility_ms,
+            },
+            PollPc::Load { queued, .. } => Call::Load {
+                id: &queued.workflow,
+            },
+            PollPc::Commit {
+                queued, step, plan, ..
+            } => Call::Commit {
+                id: &queued.workflow,
+                step,
+                plan,
+                now_ms: self.now_ms,
+            },
+            PollPc::Drop { task } => Call::DropTask { task },
+            PollPc::Done(_) => return Next::Done,
+        };
+        Next::Call(call)
+    }
+
+    fn resume(&mut self, reply: Result<Reply, StoreFailure>, _decider: &dyn Decider) {
+        let pc = std::mem::replace(&mut self.pc, PollPc::Poll);
+        self.pc = match pc {
+            PollPc::Poll => match replied(CallKind::PollTask, reply) {
+                Ok(Reply::Task(None)) => PollPc::Done(Ok(None)),
+                Ok(Reply::Task(Some(queued))) => PollPc::Load {
+                    queued,
+                    conflicts: 0,
+                },
+                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::PollTask)),
+                Err(failure) => PollOp::failed(failure),
+            },
+            PollPc::Load { queued, conflicts } => match replied(CallKind::Load, reply) {
+                Ok(Reply::Loaded(Some(workflow))) => self.read(queued, conflicts, &workflow),
+                Ok(Reply::Loaded(None)) => PollPc::Drop { task: queued.task },
+                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Load)),
+                Err(failure) => PollOp::failed(failure),
+            },
+            PollPc::Commit {
+                queued, conflicts, ..
+            } => match replied(CallKind::Commit, reply) {
+                Ok(Reply::Committed(CommitReply::Done(_))) => PollOp::polled(queued, false),
+                Ok(Reply::Committed(CommitReply::Stale { .. }))
+                    if conflicts + 1 < self.max_attempts =>
+                {
+                    PollPc::Load {
+                        queued,
+                        conflicts: conflicts + 1,
+                    }
+                }
+                Ok(Reply::Committed(CommitReply::Stale { .. })) => {
+                    PollPc::Done(Err(PollError::Contention {
+                        id: queued.workflow,
+                        attempts: self.max_attempts,
+                    }))
+                }
+                Ok(Reply::Committed(CommitReply::Unknown)) => PollPc::Drop { task: queued.task },
+                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Commit)),
+                // Started or not, the entry is still queued (hidden): it is handed out again.
+                Err(failure) => PollOp::failed(failure),
+            },
+            PollPc::Drop { .. } => match replied(CallKind::DropTask, reply) {
+                Ok(Reply::Moved(_)) => PollPc::Poll,
+                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::DropTask)),
+                Err(failure) => PollOp::failed(failure),
+            },
+            done @ PollPc::Done(_) => done,
+        };
+    }
+
+    fn finish(self) -> Option<Self::Output> {
+        match self.pc {
+            PollPc::Done(output) => Some(output),
+            PollPc::Poll | PollPc::Load { .. } | PollPc::Commit { .. } | PollPc::Drop { .. } => {
+                None
+            }
+        }
+    }
+}

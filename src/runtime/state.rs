@@ -1,0 +1,566 @@
+//! The pure store state (issue 10): workflows, the decider queue, task queues, the outbox and
+//! the leases as one `Clone + Eq + Hash` value, and [`StoreState::execute`], the reference
+//! semantics of every call of the store contract. [`InMemoryStore`](super::InMemoryStore) wraps
+//! it behind a mutex; the stateright model holds it directly, so the model's store is the
+//! runtime's own.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use super::contract::{
+    Call, CommitReply, DeciderPlan, Lease, LeaseToken, OutboxEntry, QueuePlan, QueuedTask,
+    Receipt, Reply,
+};
+use super::hash::Map;
+use crate::{Phase, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
+
+/// One entry of a leased queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Slot {
+    due_ms: u64,
+    sequence: u64,
+    holder: Option<LeaseToken>,
+}
+
+/// A set of keys with due times, popped by leasing: a popped key stays, hidden until its lease
+/// runs out (Conductor's unack timeout), so a consumer that dies loses nothing. Ordered by (due
+/// time, sequence): keys due together come out in the order they were (re)queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LeasedQueue<K: Ord + Hash + Eq + Clone> {
+    slots: Map<K, Slot>,
+    order: BTreeMap<(u64, u64), K>,
+    next_sequence: u64,
+}
+
+impl<K: Ord + Hash + Eq + Clone> Default for LeasedQueue<K> {
+    fn default() -> Self {
+        LeasedQueue {
+            slots: Map::default(),
+            order: BTreeMap::new(),
+            next_sequence: 0,
+        }
+    }
+}
+
+impl<K: Ord + Hash + Eq + Clone> LeasedQueue<K> {
+    fn place(&mut self, key: &K, due_ms: u64, holder: Option<LeaseToken>) {
+        self.next_sequence += 1;
+        let slot = Slot {
+            due_ms,
+            sequence: self.next_sequence,
+            holder,
+        };
+        if let Some(old) = self.slots.insert(key.clone(), slot) {
+            self.order.remove(&(old.due_ms, old.sequence));
+        }
+        self.order.insert((due_ms, slot.sequence), key.clone());
+    }
+
+    /// Enters (or moves) `key`, due at `due_ms`, unleased.
+    fn push(&mut self, key: &K, due_ms: u64) {
+        self.place(key, due_ms, None);
+    }
+
+    /// Moves `key` to `due_ms`, unleased, if it is queued.
+    fn requeue(&mut self, key: &K, due_ms: u64) -> bool {
+        let queued = self.slots.contains_key(key);
+        if queued {
+            self.place(key, due_ms, None);
+        }
+        queued
+    }
+
+    /// Moves `key` to `due_ms` if `token` leased it and nothing moved it since.
+    fn hand_back(&mut self, key: &K, token: LeaseToken, due_ms: u64) -> bool {
+        let held = self
+            .slots
+            .get(key)
+            .is_some_and(|slot| slot.holder == Some(token));
+        if held {
+            self.place(key, due_ms, None);
+        }
+        held
+    }
+
+    /// Leases the first key due at `now_ms`, hidden until `now_ms + hide_ms`.
+    fn pop(&mut self, now_ms: u64, hide_ms: u64, holder: Option<LeaseToken>) -> Option<K> {
+        let (&(due_ms, _), key) = self.order.first_key_value()?;
+        if due_ms > now_ms {
+            return None;
+        }
+        let key = key.clone();
+        self.place(&key, now_ms.saturating_add(hide_ms), holder);
+        Some(key)
+    }
+
+    fn remove(&mut self, key: &K) -> bool {
+        match self.slots.remove(key) {
+            Some(old) => {
+                self.order.remove(&(old.due_ms, old.sequence));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn due(&self, key: &K) -> Option<u64> {
+        self.slots.get(key).map(|slot| slot.due_ms)
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every entry due later than `now_ms` becomes due at `now_ms` (time passes beyond every
+    /// hiding lease), in queue order.
+    fn reveal(&mut self, now_ms: u64) {
+        let hidden: Vec<K> = self
+            .order
+            .range((now_ms.saturating_add(1), 0)..)
+            .map(|(_, key)| key.clone())
+            .collect();
+        for key in hidden {
+            self.place(&key, now_ms, None);
+        }
+    }
+
+    /// Sequence numbers renumbered 1, 2, ... in queue order: equal contents, equal values.
+    fn canonicalize(&mut self) {
+        let order = std::mem::take(&mut self.order);
+        for (number, ((due_ms, _), key)) in order.into_iter().enumerate() {
+            let sequence = number as u64 + 1;
+            if let Some(slot) = self.slots.get_mut(&key) {
+                slot.sequence = sequence;
+            }
+            self.order.insert((due_ms, sequence), key);
+        }
+        self.next_sequence = self.order.len() as u64;
+    }
+}
+
+impl<K: Ord + Hash + Eq + Clone> Hash for LeasedQueue<K> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // `order` is sorted; each key's slot follows its key, so the map needs no sorting.
+        self.order.len().hash(state);
+        for (key_order, key) in &self.order {
+            key_order.hash(state);
+            key.hash(state);
+            self.slots.get(key).map(|slot| slot.holder).hash(state);
+        }
+        self.next_sequence.hash(state);
+    }
+}
+
+/// One owed effect in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Owed {
+    workflow: WorkflowId,
+    version: u64,
+    effect: crate::Effect,
+    attempts: u32,
+    visible_at_ms: u64,
+}
+
+/// The whole store as one value. `Eq` and `Hash` cover the contents; [`canonicalize`]
+/// (StoreState::canonicalize) renumbers internal counters so that states that behave alike are
+/// equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreState {
+    workflows: Map<WorkflowId, Arc<Workflow>>,
+    leases: Map<WorkflowId, Lease>,
+    decider: LeasedQueue<WorkflowId>,
+    task_queues: BTreeMap<String, LeasedQueue<TaskId>>,
+    queued_tasks: Map<TaskId, QueuedTask>,
+    outbox: BTreeMap<u64, Owed>,
+    next_outbox: u64,
+}
+
+impl Hash for StoreState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_sorted(&self.workflows, state);
+        hash_sorted(&self.leases, state);
+        self.decider.hash(state);
+        self.task_queues.hash(state);
+        self.outbox.hash(state);
+        self.next_outbox.hash(state);
+        // `queued_tasks` is determined by the task queues' keys and the pushes that made them.
+        hash_sorted(&self.queued_tasks, state);
+    }
+}
+
+fn hash_sorted<K: Ord + Hash, V: Hash, H: Hasher>(map: &Map<K, V>, state: &mut H) {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries.len().hash(state);
+    for (key, value) in entries {
+        key.hash(state);
+        value.hash(state);
+    }
+}
+
+impl StoreState {
+    /// An empty store.
+    pub fn new() -> Self {
+        StoreState::default()
+    }
+
+    /// Performs one call of the store contract. Total: every call has a reply, none fails (an
+    /// in-memory store has no backend to lose).
+    pub fn execute(&mut self, call: Call<'_>) -> Reply {
+        match call {
+            Call::Insert { workflow, now_ms } => Reply::Inserted(self.insert(workflow, now_ms)),
+            Call::Load { id } => Reply::Loaded(self.workflows.get(id).cloned()),
+            Call::Acquire {
+                id,
+                token,
+                lease_ms,
+                now_ms,
+            } => Reply::Acquired(self.acquire(id, token, lease_ms, now_ms)),
+            Call::Release { id, token } => Reply::Released(self.release(id, token)),
+            Call::Commit {
+                id,
+                step,
+                plan,
+                now_ms,
+            } => Reply::Committed(self.commit(id, step, plan, now_ms)),
+            Call::PopDecider {
+                token,
+                now_ms,
+                unack_ms,
+            } => Reply::Popped(self.decider.pop(now_ms, unack_ms, Some(token))),
+            Call::HandBack { id, token, due_ms } => {
+                Reply::Moved(self.decider.hand_back(id, token, due_ms))
+            }
+            Call::Requeue { id, due_ms } => Reply::Moved(self.decider.requeue(id, due_ms)),
+            Call::DropIfNotRunning { id } => {
+                let running = self
+                    .workflows
+                    .get(id)
+                    .is_some_and(|workflow| workflow.status() == WorkflowStatus::Running);
+                Reply::Moved(!running && self.decider.remove(id))
+            }
+            Call::DeciderDue { id } => Reply::Due(self.decider.due(id)),
+            Call::PollTask {
+                reference_name,
+                now_ms,
+                visibility_ms,
+            } => Reply::Task(self.poll_task(reference_name, now_ms, visibility_ms)),
+            Call::DropTask { task } => Reply::Moved(self.remove_task(task)),
+            Call::TakeOutbox {
+                now_ms,
+                claim_ms,
+                max,
+            } => Reply::Outbox(self.take_outbox(now_ms, claim_ms, max)),
+            Call::AckOutbox { sequence } => Reply::Moved(self.outbox.remove(&sequence).is_some()),
+        }
+    }
+
+    fn insert(&mut self, workflow: &Workflow, now_ms: u64) -> bool {
+        if self.workflows.contains_key(workflow.id()) {
+            return false;
+        }
+        let id = workflow.id().clone();
+        if workflow.status() == WorkflowStatus::Running {
+            self.decider.push(&id, now_ms);
+        }
+        self.workflows.insert(id, Arc::new(workflow.clone()));
+        true
+    }
+
+    fn acquire(
+        &mut self,
+        id: &WorkflowId,
+        token: LeaseToken,
+        lease_ms: u64,
+        now_ms: u64,
+    ) -> Result<Lease, Lease> {
+        let granted = Lease {
+            holder: token,
+            expires_at_ms: now_ms.saturating_add(lease_ms),
+        };
+        match self.leases.get_mut(id) {
+            Some(current) if current.holder != token && current.is_valid_at(now_ms) => {
+                Err(*current)
+            }
+            Some(current) => {
+                *current = granted;
+                Ok(granted)
+            }
+            None => {
+                self.leases.insert(id.clone(), granted);
+                Ok(granted)
+            }
+        }
+    }
+
+    fn release(&mut self, id: &WorkflowId, token: LeaseToken) -> bool {
+        let held = self
+            .leases
+            .get(id)
+            .is_some_and(|lease| lease.holder == token);
+        if held {
+            self.leases.remove(id);
+        }
+        held
+    }
+
+    fn commit(
+        &mut self,
+        id: &WorkflowId,
+        step: &Step,
+        plan: &QueuePlan,
+        now_ms: u64,
+    ) -> CommitReply {
+        let Some(slot) = self.workflows.get_mut(id) else {
+            return CommitReply::Unknown;
+        };
+        // The version first, so a stale step never copies a shared snapshot.
+        if slot.version() != step.read_version() || !step.is_applied() {
+            return CommitReply::Stale {
+                current: slot.version(),
+            };
+        }
+        if Arc::make_mut(slot).apply(step).is_err() {
+            // Same version, another state: a step of another workflow (a foreign step).
+            return CommitReply::Stale {
+                current: slot.version(),
+            };
+        }
+        let receipt = Receipt {
+            version: slot.version(),
+            status: slot.status(),
+        };
+        for effect in step.effects_in(Phase::PostCommit) {
+            self.next_outbox += 1;
+            self.outbox.insert(
+                self.next_outbox,
+                Owed {
+                    workflow: id.clone(),
+                    version: receipt.version,
+                    effect: effect.clone(),
+                    attempts: 0,
+                    visible_at_ms: 0,
+                },
+            );
+        }
+        self.apply_plan(id, plan, receipt.status, now_ms);
+        CommitReply::Done(receipt)
+    }
+
+    /// The queue effects of a commit, in order: the decider queue, removals, pushes.
+    fn apply_plan(
+        &mut self,
+        id: &WorkflowId,
+        plan: &QueuePlan,
+        status: WorkflowStatus,
+        now_ms: u64,
+    ) {
+        match plan.decider {
+            DeciderPlan::Keep => {}
+            DeciderPlan::Leave => {
+                self.decider.remove(id);
+            }
+            DeciderPlan::Enter => self.decider.push(id, now_ms),
+            DeciderPlan::Wake if status == WorkflowStatus::Running => {
+                self.decider.requeue(id, now_ms);
+            }
+            DeciderPlan::Wake => {}
+        }
+        for task in &plan.remove_tasks {
+            self.remove_task(task);
+        }
+        for task in &plan.push_tasks {
+            self.push_task(task, now_ms);
+        }
+    }
+
+    fn push_task(&mut self, task: &QueuedTask, now_ms: u64) {
+        if self.queued_tasks.contains_key(&task.task) {
+            return;
+        }
+        match self.task_queues.get_mut(&task.reference_name) {
+            Some(queue) => queue.push(&task.task, now_ms),
+            None => {
+                let mut queue = LeasedQueue::default();
+                queue.push(&task.task, now_ms);
+                self.task_queues.insert(task.reference_name.clone(), queue);
+            }
+        }
+        self.queued_tasks.insert(task.task.clone(), task.clone());
+    }
+
+    fn remove_task(&mut self, task: &TaskId) -> bool {
+        let Some(queued) = self.queued_tasks.remove(task) else {
+            return false;
+        };
+        if let Some(queue) = self.task_queues.get_mut(&queued.reference_name) {
+            queue.remove(task);
+            if queue.len() == 0 {
+                self.task_queues.remove(&queued.reference_name);
+            }
+        }
+        true
+    }
+
+    fn poll_task(
+        &mut self,
+        reference_name: &str,
+        now_ms: u64,
+        visibility_ms: u64,
+    ) -> Option<QueuedTask> {
+        let task = self
+            .task_queues
+            .get_mut(reference_name)?
+            .pop(now_ms, visibility_ms, None)?;
+        self.queued_tasks.get(&task).cloned()
+    }
+
+    fn take_outbox(&mut self, now_ms: u64, claim_ms: u64, max: usize) -> Vec<OutboxEntry> {
+        let mut taken = Vec::new();
+        for (&sequence, owed) in self.outbox.iter_mut() {
+            if taken.len() >= max {
+                break;
+            }
+            if owed.visible_at_ms > now_ms {
+                continue;
+            }
+            owed.attempts = owed.attempts.saturating_add(1);
+            owed.visible_at_ms = now_ms.saturating_add(claim_ms).max(now_ms + 1);
+            taken.push(OutboxEntry {
+                sequence,
+                workflow: owed.workflow.clone(),
+                version: owed.version,
+                effect: owed.effect.clone(),
+                attempts: owed.attempts,
+            });
+        }
+        taken
+    }
+
+    /// The stored workflow `id`.
+    pub fn workflow(&self, id: &WorkflowId) -> Option<&Arc<Workflow>> {
+        self.workflows.get(id)
+    }
+
+    /// Every stored workflow, in no particular order.
+    pub fn workflows(&self) -> impl Iterator<Item = &Arc<Workflow>> + '_ {
+        self.workflows.values()
+    }
+
+    /// How many workflows are stored.
+    pub fn workflow_count(&self) -> usize {
+        self.workflows.len()
+    }
+
+    /// When `id` is due in the decider queue (hidden or not), if it is there.
+    pub fn decider_due(&self, id: &WorkflowId) -> Option<u64> {
+        self.decider.due(id)
+    }
+
+    /// Is the entry of `id` leased by a pop that nothing has moved since?
+    pub fn decider_holder(&self, id: &WorkflowId) -> Option<LeaseToken> {
+        self.decider.slots.get(id).and_then(|slot| slot.holder)
+    }
+
+    /// How many workflows the decider queue holds.
+    pub fn decider_len(&self) -> usize {
+        self.decider.len()
+    }
+
+    /// Is the attempt waiting in its task queue (hidden or not)?
+    pub fn task_queued(&self, task: &TaskId) -> bool {
+        self.queued_tasks.contains_key(task)
+    }
+
+    /// How many attempts wait, over all task queues.
+    pub fn task_len(&self) -> usize {
+        self.queued_tasks.len()
+    }
+
+    /// The lease recorded on `id`, valid or expired.
+    pub fn lease(&self, id: &WorkflowId) -> Option<Lease> {
+        self.leases.get(id).copied()
+    }
+
+    /// Every recorded lease.
+    pub fn leases(&self) -> impl Iterator<Item = (&WorkflowId, &Lease)> + '_ {
+        self.leases.iter()
+    }
+
+    /// The effects owed in the outbox, oldest first: (workflow, version, effect).
+    pub fn owed(&self) -> impl Iterator<Item = (&WorkflowId, u64, &crate::Effect)> + '_ {
+        self.outbox
+            .values()
+            .map(|owed| (&owed.workflow, owed.version, &owed.effect))
+    }
+
+    /// How many effects are owed.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Environment: the lease on `id` expires now (its holder may still run). `false` if there is
+    /// none.
+    pub fn expire_lease(&mut self, id: &WorkflowId) -> bool {
+        match self.leases.get_mut(id) {
+            Some(lease) => {
+                lease.expires_at_ms = 0;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Environment: time passes beyond every hiding lease (decider-queue pops, task polls, outbox
+    /// claims): everything hidden is visible at `now_ms`.
+    pub fn reveal(&mut self, now_ms: u64) {
+        self.decider.reveal(now_ms);
+        for queue in self.task_queues.values_mut() {
+            queue.reveal(now_ms);
+        }
+        for owed in self.outbox.values_mut() {
+            owed.visible_at_ms = owed.visible_at_ms.min(now_ms);
+        }
+    }
+
+    /// Is anything hidden at `now_ms`: a decider entry, a task entry or an outbox claim?
+    pub fn has_hidden(&self, now_ms: u64) -> bool {
+        let later = (now_ms.saturating_add(1), 0);
+        self.decider.order.range(later..).next().is_some()
+            || self
+                .task_queues
+                .values()
+                .any(|queue| queue.order.range(later..).next().is_some())
+            || self.outbox.values().any(|owed| owed.visible_at_ms > now_ms)
+    }
+
+    /// Writes `workflow` as it is, with no version check and no effects: for tools that restore
+    /// a backup, and for the legacy (defective) protocols the model reproduces. Never used by
+    /// the runtime's operations.
+    pub fn overwrite(&mut self, workflow: Workflow) {
+        self.workflows
+            .insert(workflow.id().clone(), Arc::new(workflow));
+    }
+
+    /// Environment and legacy protocols: removes the decider-queue entry of `id`.
+    pub fn remove_from_decider(&mut self, id: &WorkflowId) -> bool {
+        self.decider.remove(id)
+    }
+
+    /// Environment and legacy protocols: enters `id` in the decider queue, due at `now_ms`.
+    pub fn push_to_decider(&mut self, id: &WorkflowId, now_ms: u64) {
+        self.decider.push(id, now_ms);
+    }
+
+    /// Renumbers the internal counters (queue order, the next outbox sequence) so that two
+    /// states with the same contents and the same order are equal. Outbox sequences in use are
+    /// kept: a runner may hold them.
+    pub fn canonicalize(&mut self) {
+        self.decider.canonicalize();
+        for queue in self.task_queues.values_mut() {
+            queue.canonicalize();
+        }
+        self.next_outbox = self.outbox.keys().next_back().copied().unwrap_or(0);
+    }
+}
