@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! wfstate check [--config small|default|large|all] [--variant NAME] [--json] [--threads N]
-//!               [--no-symmetry] [--save-counterexamples DIR]
+//! [--save-counterexamples DIR]
 //! wfstate explore CONFIG VARIANT [--port N]
 //! wfstate audit [--json] FILE...
 //! wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl

@@ -17,7 +17,9 @@ pub struct LeaseToken {
 }
 
 impl LeaseToken {
-    pub(crate) const fn new(owner: u64, serial: u64) -> Self {
+    /// A token. Tokens must be unique among live holders across every process sharing a store:
+    /// [`Engine::token`](super::Engine::token) draws them that way.
+    pub const fn new(owner: u64, serial: u64) -> Self {
         LeaseToken { owner, serial }
     }
 

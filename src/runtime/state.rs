@@ -348,8 +348,10 @@ impl StoreState {
         CommitReply::Done(receipt)
     }
 
-    /// The queue effects of a commit, in order: the decider queue, removals, pushes.
-    fn apply_plan(
+    /// The queue effects of a commit of `id` whose committed status is `status`, in order: the
+    /// decider queue, removals, pushes. A commit applies its plan itself; this is for a store
+    /// that applies a commit as separate calls (the model's call-by-call path).
+    pub fn apply_plan(
         &mut self,
         id: &WorkflowId,
         plan: &QueuePlan,
@@ -466,6 +468,24 @@ impl StoreState {
     /// How many workflows the decider queue holds.
     pub fn decider_len(&self) -> usize {
         self.decider.len()
+    }
+
+    /// Is the decider-queue entry of `id` visible (due) at `now_ms`?
+    pub fn decider_ready(&self, id: &WorkflowId, now_ms: u64) -> bool {
+        self.decider.due(id).is_some_and(|due_ms| due_ms <= now_ms)
+    }
+
+    /// Does the task queue `reference_name` have an entry visible at `now_ms`?
+    pub fn task_ready(&self, reference_name: &str, now_ms: u64) -> bool {
+        self.task_queues
+            .get(reference_name)
+            .and_then(|queue| queue.order.first_key_value())
+            .is_some_and(|(&(due_ms, _), _)| due_ms <= now_ms)
+    }
+
+    /// Does the outbox have an entry visible at `now_ms`?
+    pub fn outbox_ready(&self, now_ms: u64) -> bool {
+        self.outbox.values().any(|owed| owed.visible_at_ms <= now_ms)
     }
 
     /// Is the attempt waiting in its task queue (hidden or not)?

@@ -9,17 +9,20 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [&str; 10] = [
-    "I1",
-    "I1 at rest",
-    "I2",
-    "I3",
-    "I4",
-    "I5",
-    "I6a",
-    "I6b",
-    "completion",
-    "decisions accepted",
+const COLUMNS: [(&str, &str); 13] = [
+    ("I1", "I1"),
+    ("I1 at rest", "I1 at rest"),
+    ("I2", "I2"),
+    ("I3", "I3"),
+    ("I4", "I4"),
+    ("I5", "I5"),
+    ("I6a", "I6a"),
+    ("I6b", "I6b"),
+    ("completion", "completion"),
+    ("decisions accepted", "decisions"),
+    ("no operation finishes holding its lease", "leases"),
+    ("I6a after a store failure", "I6a failed"),
+    ("I7 after a store failure", "I7 failed"),
 ];
 
 struct Arguments {
@@ -27,7 +30,6 @@ struct Arguments {
     variants: Vec<Variant>,
     json: bool,
     threads: usize,
-    symmetry: bool,
     save: Option<std::path::PathBuf>,
 }
 
@@ -37,21 +39,22 @@ fn parse(args: &[String]) -> Result<Arguments, String> {
     let mut json = false;
     let mut threads = 2;
     let mut save = None;
-    let mut symmetry = true;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
-            "--no-symmetry" => symmetry = false,
             "--config" => {
                 let name = args.next().ok_or("--config needs a name")?;
                 if name == "all" {
                     configs.extend(
-                        ["small", "default", "large"].map(|n| Config::named(n).expect("known")),
+                        Config::CHECKED
+                            .iter()
+                            .chain(&["large"])
+                            .filter_map(|n| Config::named(n)),
                     );
                 } else {
                     configs.push(Config::named(name).ok_or_else(|| {
-                        format!("unknown config {name:?} (small, default, large, all)")
+                        format!("unknown config {name:?} (small, default, faults, admin, large, all)")
                     })?);
                 }
             }
@@ -73,17 +76,16 @@ fn parse(args: &[String]) -> Result<Arguments, String> {
         }
     }
     if configs.is_empty() {
-        configs = vec![Config::small(), Config::default_config()];
-    }
-    if variants.is_empty() {
-        variants = Variant::ALL.to_vec();
+        configs = Config::CHECKED
+            .iter()
+            .filter_map(|name| Config::named(name))
+            .collect();
     }
     Ok(Arguments {
         configs,
         variants,
         json,
         threads: threads.max(1),
-        symmetry,
         save,
     })
 }
@@ -105,12 +107,16 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     let mut reports = Vec::new();
     for config in &arguments.configs {
-        for &variant in &arguments.variants {
+        let variants = if arguments.variants.is_empty() {
+            config.variants()
+        } else {
+            arguments.variants.clone()
+        };
+        for variant in variants {
             eprintln!("checking {} / {} ...", config.name, variant);
             let model = ProtocolModel::new(config.clone(), variant);
             let options = Options {
                 threads: arguments.threads,
-                symmetry: arguments.symmetry,
                 progress: Some(progress),
             };
             let report = check(model, options);
@@ -165,12 +171,17 @@ fn progress(states: usize, depth: usize, seconds: f64) {
 /// The verdict table, then each legacy counterexample as a trace.
 pub fn render(reports: &[Report]) -> String {
     let mut out = String::new();
-    out.push_str(
-        "| config | variant | states | depth | seconds | states/s | I1 | I1 at rest | I2 | I3 | I4 | I5 | I6a | I6b | completion | decisions | sometimes | expected |\n",
-    );
-    out.push_str("|---|---|---:|---:|---:|---:|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let names: Vec<&str> = COLUMNS.iter().map(|(_, short)| *short).collect();
+    out.push_str(&format!(
+        "| config | variant | states | depth | seconds | states/s | {} | sometimes | expected |\n",
+        names.join(" | ")
+    ));
+    out.push_str(&format!(
+        "|---|---|---:|---:|---:|---:|{}---|---|\n",
+        "---|".repeat(COLUMNS.len())
+    ));
     for report in reports {
-        let cells: Vec<&str> = COLUMNS.iter().map(|name| cell(report, name)).collect();
+        let cells: Vec<&str> = COLUMNS.iter().map(|(name, _)| cell(report, name)).collect();
         let sometimes: Vec<_> = report
             .verdicts
             .iter()

@@ -11,7 +11,7 @@ pub mod table;
 pub const USAGE: &str = "\
 usage:
   wfstate check [--config small|default|large|all] [--variant NAME] [--json] [--threads N]
-                [--no-symmetry] [--save-counterexamples DIR]
+ [--save-counterexamples DIR]
   wfstate explore CONFIG VARIANT [--port N]
   wfstate audit [--json] FILE...
   wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use wfstate::{Definition, ReportStatus, TaskDefinition};
+use wfstate::{AdminInput, Definition, ReportStatus, TaskDefinition};
 
 /// Which protocol the actors follow (SPEC section 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,15 +21,20 @@ pub enum Variant {
     /// D3: the sweeper reads before locking, writes without compare-and-swap, and dequeues after
     /// unlocking.
     LegacySweeper,
+    /// The fixed operations over a store that applies a commit as separate calls (the
+    /// compare-and-swap with its outbox entries, then the queue plan), as a simple store an
+    /// engine author writes might.
+    CallByCall,
 }
 
 impl Variant {
     /// Every variant, fixed first.
-    pub const ALL: [Variant; 4] = [
+    pub const ALL: [Variant; 5] = [
         Variant::Fixed,
         Variant::LegacyArchive,
         Variant::LegacyBlindReport,
         Variant::LegacySweeper,
+        Variant::CallByCall,
     ];
 
     /// The name used on the command line and in tables.
@@ -39,6 +44,7 @@ impl Variant {
             Variant::LegacyArchive => "legacy-archive",
             Variant::LegacyBlindReport => "legacy-blind-report",
             Variant::LegacySweeper => "legacy-sweeper",
+            Variant::CallByCall => "call-by-call",
         }
     }
 
@@ -49,6 +55,7 @@ impl Variant {
             Variant::LegacyArchive => &["I1 at rest"],
             Variant::LegacyBlindReport => &["I3"],
             Variant::LegacySweeper => &["I5", "I6a", "I6b"],
+            Variant::CallByCall => &["I6a"],
         }
     }
 }
@@ -66,44 +73,50 @@ impl FromStr for Variant {
         Variant::ALL
             .into_iter()
             .find(|variant| variant.name() == name)
-            .ok_or_else(|| format!("unknown variant {name:?} (fixed, legacy-archive, legacy-blind-report, legacy-sweeper)"))
+            .ok_or_else(|| format!("unknown variant {name:?} (fixed, legacy-archive, legacy-blind-report, legacy-sweeper, call-by-call)"))
     }
 }
 
-/// The bounded world one model check explores. Every budget is finite, so the model is acyclic
-/// apart from nothing: every action consumes a budget or moves an actor forward.
+/// The bounded world one model check explores. Every budget is finite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// `small`, `default`, `large` or a caller's name.
+    /// `small`, `default`, `faults`, `admin`, `large` or a caller's name.
     pub name: String,
     /// The linear workflow definition the decider follows (one worker per task).
     pub definition: Definition,
-    /// Concurrent sweepers (interchangeable: symmetry reduction applies to them).
+    /// Concurrent sweepers.
     pub sweepers: usize,
-    /// Whether an operator terminates the workflow (once) at some point.
-    pub terminator: bool,
+    /// The admin inputs the operator sends, in order, each at a moment of the environment's
+    /// choosing (terminate, pause, resume, retry).
+    pub script: Vec<AdminInput>,
     /// The terminal statuses a worker may report for an attempt (it also reports IN_PROGRESS).
     pub outcomes: Vec<ReportStatus>,
     /// How many times the network may duplicate a report, per task.
     pub duplicates_per_task: u8,
-    /// How many times archiving may fail.
-    pub archive_failures: u8,
+    /// How many times an effect handler may fail (the outbox runner's, or D1's inline archive).
+    pub effect_failures: u8,
     /// How many times a lock lease may expire while its holder runs.
     pub lease_expiries: u8,
-    /// How many times a sweeper may time a live task out instead of following the decider.
+    /// How many times the operator may time a live task out (an engine input under the lock).
     pub task_timeouts: u8,
-    /// How many times each sweeper may miss the lock after taking the id (it puts the id back).
+    /// How many times each sweeper may miss the lock after taking the id (it hands the id back).
     pub lock_misses: u8,
+    /// How many store calls may fail (certainly not done, or ambiguous: done, reply lost).
+    pub store_failures: u8,
+    /// How many times time may pass beyond the hiding leases while other actions are enabled
+    /// (when nothing else is enabled, it always may).
+    pub ticks: u8,
 }
 
 impl Config {
-    /// A few hundred thousand states, and every edge of the task table: runs in `cargo test`.
+    /// Every edge of the task table the model's workers can take, a few hundred thousand
+    /// states: runs in `cargo test`.
     pub fn small() -> Self {
         Config {
             name: "small".into(),
             definition: Definition::new([TaskDefinition::new("a").optional()]),
             sweepers: 1,
-            terminator: true,
+            script: vec![AdminInput::Terminate],
             outcomes: vec![
                 ReportStatus::Completed,
                 ReportStatus::Failed,
@@ -111,15 +124,17 @@ impl Config {
                 ReportStatus::Canceled,
             ],
             duplicates_per_task: 1,
-            archive_failures: 1,
+            effect_failures: 1,
             lease_expiries: 1,
             task_timeouts: 1,
             lock_misses: 1,
+            store_failures: 0,
+            ticks: 0,
         }
     }
 
     /// 3 tasks, 2 sweepers, a terminator, one duplicated and reordered report per task, one
-    /// archive failure, lease expiry on.
+    /// effect failure, lease expiry on.
     pub fn default_config() -> Self {
         Config {
             name: "default".into(),
@@ -129,19 +144,63 @@ impl Config {
                 TaskDefinition::new("c"),
             ]),
             sweepers: 2,
-            terminator: true,
+            script: vec![AdminInput::Terminate],
             outcomes: vec![ReportStatus::Completed],
             duplicates_per_task: 1,
-            archive_failures: 1,
+            effect_failures: 1,
             lease_expiries: 1,
             task_timeouts: 0,
             lock_misses: 0,
+            store_failures: 0,
+            ticks: 0,
         }
     }
 
-    /// The biggest configuration that finishes within 10 minutes on 2 cores: `default` with an
-    /// optional middle task, workers that may also fail, and sweepers that may miss the lock.
-    /// (Adding one task time-out as well runs past 10 minutes: over 94 million states.)
+    /// Store failures: one store call of any operation fails, certainly not done or ambiguous
+    /// (it took effect, its reply was lost), with a terminator and a lease expiry.
+    pub fn faults() -> Self {
+        Config {
+            name: "faults".into(),
+            definition: Definition::new([TaskDefinition::new("a").retries(1)]),
+            sweepers: 1,
+            script: vec![AdminInput::Terminate],
+            outcomes: vec![ReportStatus::Completed, ReportStatus::Failed],
+            duplicates_per_task: 0,
+            effect_failures: 1,
+            lease_expiries: 1,
+            task_timeouts: 0,
+            lock_misses: 0,
+            store_failures: 1,
+            ticks: 1,
+        }
+    }
+
+    /// The admin operations: pause, resume, terminate and retry, with two sweepers, lease expiry
+    /// and lock misses.
+    pub fn admin() -> Self {
+        Config {
+            name: "admin".into(),
+            definition: Definition::new([TaskDefinition::new("a")]),
+            sweepers: 2,
+            script: vec![
+                AdminInput::Pause,
+                AdminInput::Resume,
+                AdminInput::Terminate,
+                AdminInput::Retry,
+            ],
+            outcomes: vec![ReportStatus::Completed],
+            duplicates_per_task: 0,
+            effect_failures: 0,
+            lease_expiries: 1,
+            task_timeouts: 0,
+            lock_misses: 1,
+            store_failures: 0,
+            ticks: 0,
+        }
+    }
+
+    /// `default` with an optional middle task, workers that may also fail, and sweepers that may
+    /// miss the lock.
     pub fn large() -> Self {
         Config {
             name: "large".into(),
@@ -156,11 +215,33 @@ impl Config {
         }
     }
 
+    /// The variants `check` runs on this configuration by default: every legacy variant where
+    /// its defect's ingredients are configured, and the call-by-call store path.
+    pub fn variants(&self) -> Vec<Variant> {
+        let mut variants = vec![Variant::Fixed];
+        if self.name == "small" || self.name == "default" {
+            variants.extend([
+                Variant::LegacyArchive,
+                Variant::LegacyBlindReport,
+                Variant::LegacySweeper,
+            ]);
+        }
+        if self.name == "admin" {
+            variants.push(Variant::CallByCall);
+        }
+        variants
+    }
+
+    /// The configurations `check` runs by default.
+    pub const CHECKED: [&'static str; 4] = ["small", "default", "faults", "admin"];
+
     /// A named configuration.
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "small" => Some(Config::small()),
             "default" => Some(Config::default_config()),
+            "faults" => Some(Config::faults()),
+            "admin" => Some(Config::admin()),
             "large" => Some(Config::large()),
             _ => None,
         }

@@ -1,220 +1,413 @@
-//! The model: actors stepping through the protocol, every status change made by
-//! `wfstate::transition` and `Workflow::apply`, except the blind writes that the legacy variants
-//! exist to reproduce.
+//! The model: actors running the runtime's own operation machines (or, for the legacy variants,
+//! alternative machines) one store call per step over the runtime's own pure store state. Every
+//! status change is made by the store's commit (`wfstate::transition` and `Workflow::apply`),
+//! except the blind writes that the legacy variants exist to reproduce. The environment adds
+//! report duplication and reordering, lease expiry, time passing beyond hiding leases, failing
+//! effect handlers and failing store calls (certainly not done, or ambiguous).
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use stateright::{Model, Property};
+use wfstate::runtime::{
+    AdminOp, Call, CallKind, CommitReply, Decider, DeciderPlan, EngineConfig, Next, Operation,
+    OutboxOp, PollOp, QueuePlan, Reply, ReportOp, StoreFailure, SweepOp,
+};
 use wfstate::{
-    decide, transition, AdminInput, Decision, Definition, Effect, EngineInput, Input, Outcome,
-    Phase, Report, ReportStatus, Step, Task, TaskStatus, Workflow, WorkflowStatus,
+    check_pair, AdminInput, Decision, Definition, EngineInput, Input, Outcome, Report,
+    ReportStatus, TaskId, TaskStatus, Workflow, WorkflowStatus,
 };
 
 use super::config::{Config, Variant};
+use super::legacy::{LegacyNext, LegacyReport, LegacySweep, LegacyTerminate};
 use super::state::{
-    Budgets, Ghost, Holder, Lock, Message, QueueEntry, QueueOp, State, SweepPc, Sweeper,
-    TerminatePc, Terminator,
+    operator_token, sweeper_token, ActorId, Budgets, Ghost, Message, Operator, OperatorOp,
+    PendingPlan, ReportRun, State, Sweeper, SweeperOp, Worker, NOW_MS,
 };
 
-/// A decide function: the reference decider or an engine author's own.
-pub type DecideFn = fn(&Workflow, &Definition) -> Decision;
+/// A decider shared by the model's threads.
+pub type SharedDecider = Arc<dyn Decider + Send + Sync>;
 
-/// One step of one actor. A schedule (a list of actions) names who moves, so the same schedule
-/// can be replayed against another variant.
+/// How the environment answers one store call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The store answers.
+    #[default]
+    None,
+    /// The call fails and certainly did not happen.
+    NotDone,
+    /// The call happens, but its reply is lost (an ambiguous commit).
+    Ambiguous,
+}
+
+impl Fault {
+    fn is_none(&self) -> bool {
+        *self == Fault::None
+    }
+}
+
+/// One step of one actor: most are one store call of the actor's operation. A schedule (a list
+/// of actions) names who moves, so the same schedule can be replayed against another variant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    /// Sweeper `sweeper` takes its next step; when deciding, `time_out` times a live task out
-    /// instead of following the decider.
+    /// Sweeper `sweeper` makes its next call (starting a sweep if idle).
     Sweep {
         /// Which sweeper.
         sweeper: u8,
-        /// Take the time-out alternative.
+        /// How the store answers.
+        #[serde(default, skip_serializing_if = "Fault::is_none")]
+        fault: Fault,
+    },
+    /// The operator makes its next call (starting its next admin input, or a task time-out, if
+    /// idle); `fail` makes D1's inline archive fail.
+    Operate {
+        /// Start a task time-out rather than the next admin input.
         #[serde(default)]
         time_out: bool,
-    },
-    /// The terminator takes its next step; in the legacy archive variant, `archive_fails` picks
-    /// the failing archive.
-    Terminate {
         /// The inline archive fails (legacy archive only).
         #[serde(default)]
-        archive_fails: bool,
+        fail: bool,
+        /// How the store answers.
+        #[serde(default, skip_serializing_if = "Fault::is_none")]
+        fault: Fault,
     },
-    /// The worker of definition task `task` works the latest attempt and sends IN_PROGRESS and
-    /// `outcome`.
+    /// The worker of definition task `task` makes its poll's next call (starting a poll if idle).
+    Poll {
+        /// Definition index.
+        task: u8,
+        /// How the store answers.
+        #[serde(default, skip_serializing_if = "Fault::is_none")]
+        fault: Fault,
+    },
+    /// The worker of definition task `task` works the attempt it polled and sends IN_PROGRESS
+    /// and `outcome`.
     Work {
         /// Definition index.
         task: u8,
         /// The terminal status it reports.
         outcome: ReportStatus,
     },
-    /// The network delivers one copy of a report.
+    /// The network delivers one copy of a report: a report operation starts with its first call.
     Deliver {
         /// The report.
         message: Message,
+        /// How the store answers.
+        #[serde(default, skip_serializing_if = "Fault::is_none")]
+        fault: Fault,
+    },
+    /// In-flight report `index` makes its next call.
+    Report {
+        /// Its position among the in-flight reports.
+        index: u8,
+        /// How the store answers.
+        #[serde(default, skip_serializing_if = "Fault::is_none")]
+        fault: Fault,
     },
     /// The network duplicates a report.
     Duplicate {
         /// The report.
         message: Message,
     },
-    /// The outbox runner performs its oldest effect, which may fail (archive only).
+    /// The outbox runner takes its next step (starting a pass if idle); `fail` makes the effect
+    /// handler fail.
     Outbox {
-        /// The effect fails.
+        /// The effect handler fails.
         #[serde(default)]
         fail: bool,
+        /// How the store answers.
+        #[serde(default, skip_serializing_if = "Fault::is_none")]
+        fault: Fault,
     },
+    /// Call-by-call store path: the store applies the pending commit's queue plan.
+    ApplyPlan,
     /// The current lock lease expires while its holder runs.
     Expire,
+    /// Time passes beyond every hiding lease (popped, polled and claimed entries reappear).
+    Tick,
 }
 
-/// The protocol model: a configuration, a variant and a decide function.
+/// The protocol model: a configuration, a variant and a decider.
 #[derive(Clone)]
 pub struct ProtocolModel {
     /// The bounded world.
     pub config: Config,
     /// Which protocol.
     pub variant: Variant,
-    /// The decider the sweepers use.
-    pub decide: DecideFn,
+    /// The decider the sweepers use: the runtime's [`Decider`] trait, so an engine author's
+    /// decider is checked as it runs.
+    pub decider: SharedDecider,
+    /// The runtime settings the machines run with: every duration 1 ms at a fixed `now` of 0,
+    /// so time passing is the environment's `Tick` and `Expire`.
+    pub engine: EngineConfig,
 }
 
 impl ProtocolModel {
-    /// The model with the reference decider.
+    /// The model with the reference decider of the configuration's definition.
     pub fn new(config: Config, variant: Variant) -> Self {
+        let decider: SharedDecider = Arc::new(config.definition.clone());
+        let mut engine = EngineConfig::default();
+        engine.lease_ms = 1;
+        engine.sweep_delay_ms = 1;
+        engine.unack_ms = 1;
+        engine.task_visibility_ms = 1;
+        engine.outbox_claim_ms = 1;
+        engine.max_attempts = 2;
         ProtocolModel {
             config,
             variant,
-            decide,
+            decider,
+            engine,
         }
     }
 
     /// The same model with another decider (bring your own).
-    pub fn with_decider(mut self, decide: DecideFn) -> Self {
-        self.decide = decide;
+    pub fn with_decider(mut self, decider: impl Decider + Send + Sync + 'static) -> Self {
+        self.decider = Arc::new(decider);
         self
     }
 
-    /// Would a sweep find something to do? Requeue-with-delay is abstracted: a sweeper comes
-    /// back when the stored state needs a decision (or a live task may time out), never to find
-    /// it unchanged, which keeps the model acyclic.
-    fn worth_sweeping(&self, state: &State) -> bool {
-        let workflow = &state.workflow;
-        (self.decide)(workflow, &self.config.definition) != Decision::Wait
-            || (state.budgets.task_timeouts > 0 && workflow.active_tasks().next().is_some())
+    fn reference(&self, task: u8) -> &str {
+        &self.config.definition.tasks[task as usize].reference_name
     }
 
-    /// The attempt a message reports on, in `workflow`.
-    fn attempt<'w>(&self, workflow: &'w Workflow, message: &Message) -> Option<&'w Task> {
-        let reference = &self
-            .config
-            .definition
-            .tasks
-            .get(message.task as usize)?
-            .reference_name;
-        workflow.tasks().iter().find(|task| {
-            &task.reference_name == reference && task.retry_count == message.retry_count
-        })
+    fn attempt_id(&self, message: &Message) -> TaskId {
+        TaskId::attempt(&State::id(), self.reference(message.task), message.retry_count)
+    }
+
+    /// Would a sweep find something to do? Requeue-with-delay is abstracted: a sweeper comes
+    /// back when the stored state needs a decision or a stale entry needs removing, never to
+    /// find it unchanged, which keeps the model small.
+    fn worth_sweeping(&self, state: &State) -> bool {
+        let workflow = state.workflow();
+        workflow.status() != WorkflowStatus::Running
+            || self.decider.decide(workflow) != Decision::Wait
+    }
+
+    fn lease_free(state: &State) -> bool {
+        state
+            .store
+            .lease(&State::id())
+            .is_none_or(|lease| !lease.is_valid_at(NOW_MS))
+    }
+
+    fn faults(&self, state: &State, kind: Option<CallKind>) -> Vec<Fault> {
+        let mut faults = vec![Fault::None];
+        if let Some(kind) = kind {
+            if state.budgets.store_failures > 0 {
+                faults.push(Fault::NotDone);
+                if !matches!(kind, CallKind::Load | CallKind::DeciderDue) {
+                    faults.push(Fault::Ambiguous);
+                }
+            }
+        }
+        faults
     }
 
     fn sweep_actions(&self, state: &State, actions: &mut Vec<Action>) {
         for (index, sweeper) in state.sweepers.iter().enumerate() {
-            let sweep = Action::Sweep {
-                sweeper: index as u8,
-                time_out: false,
+            let kind = match &sweeper.op {
+                None => {
+                    let ready = state.store.decider_ready(&State::id(), NOW_MS)
+                        && self.worth_sweeping(state);
+                    if !ready {
+                        continue;
+                    }
+                    Some(CallKind::PopDecider)
+                }
+                Some(op) => sweeper_call(op),
             };
-            let enabled = match sweeper.pc {
-                SweepPc::Idle => state.queue == QueueEntry::Ready && self.worth_sweeping(state),
-                SweepPc::Popped if self.variant == Variant::LegacySweeper => true,
-                SweepPc::Popped | SweepPc::Snapshot => lock_free(state) || sweeper.misses_left > 0,
-                SweepPc::Locked
-                | SweepPc::Read
-                | SweepPc::Queue(_)
-                | SweepPc::Unlock(_)
-                | SweepPc::AfterUnlock(_) => true,
-            };
-            if enabled {
-                actions.push(sweep);
+            if kind == Some(CallKind::Acquire)
+                && !ProtocolModel::lease_free(state)
+                && sweeper.misses_left == 0
+            {
+                continue;
             }
-            let can_time_out = sweeper.pc == SweepPc::Read
-                && state.budgets.task_timeouts > 0
-                && sweeper.snapshot.as_ref().is_some_and(|snapshot| {
-                    snapshot.status() == WorkflowStatus::Running
-                        && snapshot.active_tasks().next().is_some()
-                });
-            if can_time_out {
+            if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Sweeper(index as u8)) {
+                continue;
+            }
+            for fault in self.faults(state, kind) {
                 actions.push(Action::Sweep {
                     sweeper: index as u8,
-                    time_out: true,
+                    fault,
                 });
             }
         }
     }
 
-    fn terminate_actions(&self, state: &State, actions: &mut Vec<Action>) {
-        let step = Action::Terminate {
-            archive_fails: false,
-        };
-        match state.terminator.pc {
-            TerminatePc::Idle if lock_free(state) => actions.push(step),
-            TerminatePc::Idle | TerminatePc::Done => {}
-            TerminatePc::WroteStatus => {
-                actions.push(step);
-                if state.budgets.archive_failures > 0 {
-                    actions.push(Action::Terminate {
-                        archive_fails: true,
+    fn operator_actions(&self, state: &State, actions: &mut Vec<Action>) {
+        if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Operator) {
+            return;
+        }
+        let operator = &state.operator;
+        let kind = match &operator.op {
+            None => {
+                if !ProtocolModel::lease_free(state) {
+                    return;
+                }
+                let scripted = (operator.next as usize) < self.config.script.len();
+                let live = state.workflow().active_tasks().next().is_some()
+                    && state.status() == WorkflowStatus::Running;
+                for fault in self.faults(state, Some(CallKind::Acquire)) {
+                    if scripted {
+                        actions.push(Action::Operate {
+                            time_out: false,
+                            fail: false,
+                            fault,
+                        });
+                    }
+                    if state.budgets.task_timeouts > 0 && live {
+                        actions.push(Action::Operate {
+                            time_out: true,
+                            fail: false,
+                            fault,
+                        });
+                    }
+                }
+                return;
+            }
+            Some(OperatorOp::Legacy(op)) if matches!(op.next(), LegacyNext::Archive) => {
+                actions.push(Action::Operate {
+                    time_out: false,
+                    fail: false,
+                    fault: Fault::None,
+                });
+                if state.budgets.effect_failures > 0 {
+                    actions.push(Action::Operate {
+                        time_out: false,
+                        fail: true,
+                        fault: Fault::None,
                     });
                 }
+                return;
             }
-            TerminatePc::Locked
-            | TerminatePc::Read
-            | TerminatePc::Archived
-            | TerminatePc::Queue
-            | TerminatePc::Unlock => actions.push(step),
+            Some(op) => operator_call(op),
+        };
+        if kind == Some(CallKind::Acquire) && !ProtocolModel::lease_free(state) {
+            return;
+        }
+        for fault in self.faults(state, kind) {
+            actions.push(Action::Operate {
+                time_out: false,
+                fail: false,
+                fault,
+            });
         }
     }
 
-    fn environment_actions(&self, state: &State, actions: &mut Vec<Action>) {
-        for (index, definition) in self.config.definition.tasks.iter().enumerate() {
-            let Some(latest) = state.workflow.latest_attempt(&definition.reference_name) else {
-                continue;
-            };
-            if latest.status == TaskStatus::Scheduled
-                && state.worked[index] != Some(latest.retry_count)
-            {
+    fn worker_actions(&self, state: &State, actions: &mut Vec<Action>) {
+        for (index, worker) in state.workers.iter().enumerate() {
+            let task = index as u8;
+            if worker.holding.is_some() {
                 for &outcome in &self.config.outcomes {
-                    actions.push(Action::Work {
-                        task: index as u8,
-                        outcome,
-                    });
+                    actions.push(Action::Work { task, outcome });
                 }
+                continue;
+            }
+            if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Worker(task)) {
+                continue;
+            }
+            let kind = match &worker.poll {
+                None if state.store.task_ready(self.reference(task), NOW_MS) => {
+                    Some(CallKind::PollTask)
+                }
+                None => continue,
+                Some(poll) => call_kind(poll),
+            };
+            for fault in self.faults(state, kind) {
+                actions.push(Action::Poll { task, fault });
             }
         }
+    }
+
+    fn network_actions(&self, state: &State, actions: &mut Vec<Action>) {
         let mut previous: Option<&Message> = None;
         for message in &state.network {
             if previous == Some(message) {
                 continue;
             }
             previous = Some(message);
-            actions.push(Action::Deliver {
-                message: message.clone(),
-            });
-            let budget = state.budgets.duplicates[message.task as usize];
-            if budget > 0 && !message.read {
+            for fault in self.faults(state, Some(CallKind::Load)) {
+                actions.push(Action::Deliver {
+                    message: message.clone(),
+                    fault,
+                });
+            }
+            if state.budgets.duplicates[message.task as usize] > 0 {
                 actions.push(Action::Duplicate {
                     message: message.clone(),
                 });
             }
         }
-        if let Some(effect) = state.outbox.first() {
-            actions.push(Action::Outbox { fail: false });
-            if *effect == Effect::Archive && state.budgets.archive_failures > 0 {
-                actions.push(Action::Outbox { fail: true });
+        for (index, run) in state.reports.iter().enumerate() {
+            if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Report(index as u8)) {
+                continue;
+            }
+            let kind = match run {
+                ReportRun::Fixed(op, _) => call_kind(op),
+                ReportRun::Legacy(..) => None,
+            };
+            for fault in self.faults(state, kind) {
+                actions.push(Action::Report {
+                    index: index as u8,
+                    fault,
+                });
             }
         }
-        if state.lock.is_some_and(|lock| !lock.expired) && state.budgets.lease_expiries > 0 {
+    }
+
+    fn outbox_actions(&self, state: &State, actions: &mut Vec<Action>) {
+        if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Outbox) {
+            return;
+        }
+        match &state.outbox {
+            None if state.store.outbox_ready(NOW_MS) => {
+                for fault in self.faults(state, Some(CallKind::TakeOutbox)) {
+                    actions.push(Action::Outbox { fail: false, fault });
+                }
+            }
+            None => {}
+            Some(op) => match op.next() {
+                Next::Perform(_) => {
+                    actions.push(Action::Outbox {
+                        fail: false,
+                        fault: Fault::None,
+                    });
+                    if state.budgets.effect_failures > 0 {
+                        actions.push(Action::Outbox {
+                            fail: true,
+                            fault: Fault::None,
+                        });
+                    }
+                }
+                Next::Call(call) => {
+                    for fault in self.faults(state, Some(call.kind())) {
+                        actions.push(Action::Outbox { fail: false, fault });
+                    }
+                }
+                Next::Done => actions.push(Action::Outbox {
+                    fail: false,
+                    fault: Fault::None,
+                }),
+            },
+        }
+    }
+
+    fn environment_actions(&self, state: &State, actions: &mut Vec<Action>) {
+        let quiet = actions.is_empty() && state.pending.is_none();
+        if state.pending.is_some() {
+            actions.push(Action::ApplyPlan);
+        }
+        let held = state
+            .store
+            .lease(&State::id())
+            .is_some_and(|lease| lease.is_valid_at(NOW_MS));
+        if held && state.budgets.lease_expiries > 0 {
             actions.push(Action::Expire);
+        }
+        if state.store.has_hidden(NOW_MS) && (state.budgets.ticks > 0 || quiet) {
+            actions.push(Action::Tick);
         }
     }
 
@@ -228,314 +421,534 @@ impl ProtocolModel {
         self.next_state(state, action.clone())
     }
 
-    fn sweep(&self, state: &mut State, index: usize, time_out: bool) {
-        let holder = Holder::Sweeper(index as u8);
-        let legacy = self.variant == Variant::LegacySweeper;
-        let pc = state.sweepers[index].pc;
-        match pc {
-            SweepPc::Idle => {
-                state.queue = QueueEntry::Taken(index as u8);
-                state.sweepers[index].pc = SweepPc::Popped;
-            }
-            SweepPc::Popped if legacy => {
-                // D3: read before locking.
-                state.sweepers[index].snapshot = Some(state.workflow.clone());
-                state.sweepers[index].pc = SweepPc::Snapshot;
-            }
-            SweepPc::Popped | SweepPc::Snapshot => {
-                if lock_free(state) {
-                    state.lock = Some(Lock {
-                        holder,
-                        expired: false,
-                    });
-                    state.sweepers[index].pc = if pc == SweepPc::Snapshot {
-                        SweepPc::Read
-                    } else {
-                        SweepPc::Locked
-                    };
-                } else {
-                    // Missed the lock: hand the entry back so no wake-up is lost (I6a), unless
-                    // the lock holder removed it meanwhile.
-                    if state.queue == QueueEntry::Taken(index as u8) {
-                        state.queue = QueueEntry::Ready;
-                    }
-                    let sweeper = &mut state.sweepers[index];
-                    sweeper.misses_left -= 1;
-                    sweeper.snapshot = None;
-                    sweeper.pc = SweepPc::Idle;
-                }
-            }
-            SweepPc::Locked => {
-                state.sweepers[index].snapshot = Some(state.workflow.clone());
-                state.sweepers[index].pc = SweepPc::Read;
-            }
-            SweepPc::Read => self.decide_and_write(state, index, time_out),
-            SweepPc::Queue(op) => {
-                state.queue = op.entry();
-                state.sweepers[index].pc = SweepPc::Unlock(None);
-            }
-            SweepPc::Unlock(next) => {
-                release(state, holder);
-                let sweeper = &mut state.sweepers[index];
-                match next {
-                    Some(op) => sweeper.pc = SweepPc::AfterUnlock(op),
-                    None => {
-                        sweeper.pc = SweepPc::Idle;
-                        sweeper.snapshot = None;
-                    }
-                }
-            }
-            SweepPc::AfterUnlock(op) => {
-                state.queue = op.entry();
-                let sweeper = &mut state.sweepers[index];
-                sweeper.pc = SweepPc::Idle;
-                sweeper.snapshot = None;
-            }
+    /// Performs a store call for `actor` with the environment's `fault`; `None` when the reply
+    /// is pending (the call-by-call path's commit, whose plan comes later).
+    fn execute(
+        &self,
+        state: &mut State,
+        actor: ActorId,
+        call: Call<'_>,
+        fault: Fault,
+    ) -> Option<Result<Reply, StoreFailure>> {
+        if fault != Fault::None {
+            state.budgets.store_failures -= 1;
+            state.ghost.store_failed = true;
         }
-    }
-
-    /// Under the lock, with a snapshot: decide, step, and write (CAS, or blind in legacy).
-    fn decide_and_write(&self, state: &mut State, index: usize, time_out: bool) {
-        let legacy = self.variant == Variant::LegacySweeper;
-        let snapshot = state.sweepers[index]
-            .snapshot
-            .clone()
-            .expect("a sweeper in Read has a snapshot");
-        let input = if time_out {
-            state.budgets.task_timeouts -= 1;
-            let live = snapshot
-                .active_tasks()
-                .next()
-                .expect("guarded: a live task");
-            Some(EngineInput::TimeOutTask {
-                task: live.id.clone(),
-            })
-        } else {
-            match (self.decide)(&snapshot, &self.config.definition) {
-                Decision::Act(input) => Some(input),
-                Decision::Wait | Decision::Idle => None,
-            }
-        };
-        let mut known = Arc::clone(&snapshot);
-        if let Some(input) = input {
-            match transition(&snapshot, &Input::Engine(input)) {
-                Ok(step) if step.is_applied() => {
-                    if legacy {
-                        Arc::make_mut(&mut known)
-                            .apply(&step)
-                            .expect("step of its own snapshot");
-                        blind_write(
-                            state,
-                            known.status(),
-                            known.tasks().to_vec(),
-                            edge_of(&step),
-                        );
-                    } else if !compare_and_swap(state, &step) {
-                        // Someone committed since the read: read again under the lock.
-                        state.sweepers[index].pc = SweepPc::Locked;
-                        return;
-                    } else {
-                        known = Arc::clone(&state.workflow);
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => state.ghost.decision_rejected = true,
-            }
+        if fault == Fault::NotDone {
+            return Some(Err(StoreFailure::not_done("model: the call failed")));
         }
-        let op = if known.status() == WorkflowStatus::Running {
-            QueueOp::Requeue
-        } else {
-            QueueOp::Remove
-        };
-        let sweeper = &mut state.sweepers[index];
-        sweeper.snapshot = Some(known);
-        sweeper.pc = if legacy {
-            // D3: unlock first, queue operation after.
-            SweepPc::Unlock(Some(op))
-        } else {
-            SweepPc::Queue(op)
-        };
-    }
-
-    fn terminate(&self, state: &mut State, archive_fails: bool) {
-        let legacy = self.variant == Variant::LegacyArchive;
-        match state.terminator.pc {
-            TerminatePc::Idle => {
-                state.lock = Some(Lock {
-                    holder: Holder::Terminator,
-                    expired: false,
-                });
-                state.terminator.pc = TerminatePc::Locked;
-            }
-            TerminatePc::Locked => {
-                state.terminator.snapshot = Some(state.workflow.clone());
-                state.terminator.pc = TerminatePc::Read;
-            }
-            TerminatePc::Read if legacy => self.legacy_write_terminated(state),
-            TerminatePc::Read => {
-                let snapshot = state.terminator.snapshot.clone().expect("read");
-                let in_flight = !state.network.is_empty();
-                state.terminator.pc = match transition(&snapshot, &AdminInput::Terminate.into()) {
-                    Ok(step) if step.is_applied() => {
-                        if compare_and_swap(state, &step) {
-                            state.ghost.terminated_with_report_in_flight |= in_flight;
-                            TerminatePc::Queue
-                        } else {
-                            TerminatePc::Locked
-                        }
-                    }
-                    Ok(_) | Err(_) => TerminatePc::Unlock,
+        let before = Arc::clone(state.workflow());
+        let reply = match call {
+            Call::Commit {
+                id,
+                step,
+                plan,
+                now_ms,
+            } if self.variant == Variant::CallByCall => {
+                let keep = QueuePlan {
+                    decider: DeciderPlan::Keep,
+                    remove_tasks: Vec::new(),
+                    push_tasks: Vec::new(),
                 };
-            }
-            TerminatePc::WroteStatus => {
-                if archive_fails {
-                    // D1: the listener throws; the operation aborts before cancelling tasks.
-                    state.budgets.archive_failures -= 1;
-                    state.ghost.archive_failed = true;
-                    state.terminator.pc = TerminatePc::Unlock;
-                } else {
-                    state.ghost.archived = true;
-                    state.terminator.pc = TerminatePc::Archived;
+                let reply = state.store.execute(Call::Commit {
+                    id,
+                    step,
+                    plan: &keep,
+                    now_ms,
+                });
+                if let Reply::Committed(CommitReply::Done(receipt)) = &reply {
+                    let reply = match fault {
+                        Fault::Ambiguous => Err(StoreFailure::ambiguous("model: reply lost")),
+                        Fault::None | Fault::NotDone => Ok(reply.clone()),
+                    };
+                    state.pending = Some(PendingPlan {
+                        actor,
+                        plan: plan.clone(),
+                        status: receipt.status,
+                        reply,
+                        parked: None,
+                    });
                 }
+                reply
             }
-            TerminatePc::Archived => {
-                let mut tasks = state.workflow.tasks().to_vec();
-                let mut edge = None;
-                for task in tasks.iter_mut().filter(|t| !t.status.is_terminal()) {
-                    edge.get_or_insert((task.status, TaskStatus::Canceled));
-                    task.status = TaskStatus::Canceled;
-                }
-                let status = state.workflow.status();
-                blind_write(state, status, tasks, edge);
-                state.terminator.pc = TerminatePc::Queue;
-            }
-            TerminatePc::Queue => {
-                state.queue = QueueEntry::Absent;
-                state.terminator.pc = TerminatePc::Unlock;
-            }
-            TerminatePc::Unlock => {
-                release(state, Holder::Terminator);
-                state.terminator.pc = TerminatePc::Done;
-                state.terminator.snapshot = None;
-            }
-            TerminatePc::Done => {}
-        }
-    }
-
-    /// D1, first half: persist TERMINATED without touching the tasks.
-    fn legacy_write_terminated(&self, state: &mut State) {
-        let snapshot = state.terminator.snapshot.clone().expect("read");
-        if snapshot.status().is_terminal() {
-            state.terminator.pc = TerminatePc::Unlock;
-            return;
-        }
-        state.ghost.terminated_with_report_in_flight |= !state.network.is_empty();
-        blind_write(
-            state,
-            WorkflowStatus::Terminated,
-            snapshot.tasks().to_vec(),
-            None,
-        );
-        state.terminator.pc = TerminatePc::WroteStatus;
-    }
-
-    fn deliver(&self, state: &mut State, message: &Message) {
-        let position = state
-            .network
-            .iter()
-            .position(|m| m == message)
-            .expect("enabled");
-        state.network.remove(position);
-        if self.variant == Variant::LegacyBlindReport {
-            return self.deliver_blind(state, message);
-        }
-        // Lockless: read, step, compare-and-swap. The swap cannot fail inside one atomic model
-        // step; a real retry loop linearises at its successful swap.
-        let Some(attempt) = self.attempt(&state.workflow, message) else {
-            return;
+            call => state.store.execute(call),
         };
-        let input = Input::Report(Report::new(attempt.id.clone(), message.status));
-        if let Ok(step) = transition(&state.workflow, &input) {
-            match step.outcome() {
-                Outcome::Applied => {
-                    let swapped = compare_and_swap(state, &step);
-                    debug_assert!(swapped, "fresh read");
+        if let (Call::Commit { step, .. }, Reply::Committed(committed)) = (&call, &reply) {
+            match committed {
+                CommitReply::Done(_) => {
+                    self.record_write(state, &before, step.through_retry());
+                    if let Some(change) = step.changes().tasks.first() {
+                        state.ghost.last_edge = Some((change.from, change.to));
+                    }
+                    let terminated = step
+                        .changes()
+                        .workflow
+                        .is_some_and(|change| change.to == WorkflowStatus::Terminated);
+                    if terminated && (!state.network.is_empty() || !state.reports.is_empty()) {
+                        state.ghost.terminated_with_report_in_flight = true;
+                    }
+                    state.ghost.ambiguous_commit |= fault == Fault::Ambiguous;
                 }
-                Outcome::Progress => {
-                    state.ghost.last_edge = Some((TaskStatus::InProgress, TaskStatus::InProgress));
-                }
-                Outcome::Duplicate => {}
+                CommitReply::Stale { .. } => state.ghost.stale_write_rejected = true,
+                CommitReply::Unknown => {}
             }
         }
+        if state.pending.as_ref().is_some_and(|p| p.actor == actor) {
+            return None;
+        }
+        Some(match fault {
+            Fault::Ambiguous => Err(StoreFailure::ambiguous("model: reply lost")),
+            Fault::None | Fault::NotDone => Ok(reply),
+        })
     }
 
-    /// D2: first delivery reads the task (and drops the report if it is terminal); the second
-    /// writes the reported status blindly, however the task changed meanwhile.
-    fn deliver_blind(&self, state: &mut State, message: &Message) {
-        let Some(attempt) = self.attempt(&state.workflow, message) else {
-            return;
+    /// A write happened: count it, and check the pair invariants (I3, I5) across it.
+    fn record_write(&self, state: &mut State, before: &Workflow, through_retry: bool) {
+        state.ghost.commits += 1;
+        let after = Arc::clone(state.workflow());
+        for violation in check_pair(before, &after, through_retry) {
+            let invariant = violation.invariant();
+            if !state.ghost.broken.contains(&invariant) {
+                state.ghost.broken.push(invariant);
+            }
+        }
+        state.ghost.paused |= after.status() == WorkflowStatus::Paused;
+        state.ghost.retried |= through_retry;
+    }
+
+    /// A legacy machine's write.
+    fn legacy(&self, state: &mut State, next: LegacyNext<'_>, fail: bool) -> Reply {
+        let id = State::id();
+        match next {
+            LegacyNext::Overwrite { status, tasks } => {
+                self.overwrite(state, status, tasks.to_vec());
+            }
+            LegacyNext::SetTask { task, status } => {
+                let mut tasks = state.workflow().tasks().to_vec();
+                if let Some(attempt) = tasks.iter_mut().find(|t| t.id == *task) {
+                    state.ghost.last_edge = Some((attempt.status, status));
+                    attempt.status = status;
+                }
+                let current = state.status();
+                self.overwrite(state, current, tasks);
+            }
+            LegacyNext::Dequeue => {
+                state.store.remove_from_decider(&id);
+            }
+            LegacyNext::Enqueue => state.store.push_to_decider(&id, NOW_MS),
+            LegacyNext::Archive => {
+                state.ghost.archived = true;
+                if fail {
+                    state.budgets.effect_failures -= 1;
+                    state.ghost.effect_failed = true;
+                }
+                return Reply::Performed(!fail);
+            }
+            LegacyNext::Call(_) | LegacyNext::Done => {}
+        }
+        Reply::Moved(true)
+    }
+
+    fn overwrite(&self, state: &mut State, status: WorkflowStatus, tasks: Vec<wfstate::Task>) {
+        let before = Arc::clone(state.workflow());
+        let version = state.ghost.commits + 1;
+        let workflow = Workflow::from_parts(State::id(), status, version, tasks)
+            .expect("a legacy write keeps task ids unique");
+        state.store.overwrite(workflow);
+        self.record_write(state, &before, false);
+    }
+
+    fn sweep(&self, state: &mut State, index: usize, fault: Fault) {
+        let actor = ActorId::Sweeper(index as u8);
+        let mut op = match state.sweepers[index].op.take() {
+            Some(op) => op,
+            None => match self.variant {
+                Variant::LegacySweeper => {
+                    SweeperOp::Legacy(LegacySweep::new(sweeper_token(index)))
+                }
+                _ => SweeperOp::Fixed(SweepOp::new(sweeper_token(index), NOW_MS, &self.engine)),
+            },
         };
-        let position = state
-            .workflow
-            .tasks()
-            .iter()
-            .position(|t| t.id == attempt.id)
-            .expect("found above");
-        let current = state.workflow.tasks()[position].status;
-        if !message.read {
-            if !current.is_terminal() {
-                insert_sorted(
-                    &mut state.network,
-                    Message {
-                        read: true,
-                        ..message.clone()
-                    },
+        let decider: &dyn Decider = &*self.decider;
+        match &mut op {
+            SweeperOp::Fixed(sweep) => {
+                let Next::Call(call) = sweep.next() else {
+                    return self.settle_sweeper(state, index, op);
+                };
+                let missing = call.kind() == CallKind::Acquire && !ProtocolModel::lease_free(state);
+                let Some(reply) = self.execute(state, actor, call, fault) else {
+                    state.sweepers[index].op = Some(op);
+                    return;
+                };
+                if missing && matches!(reply, Ok(Reply::Acquired(Err(_)))) {
+                    state.sweepers[index].misses_left -= 1;
+                }
+                sweep.resume(reply, decider);
+            }
+            SweeperOp::Legacy(sweep) => {
+                let reply = match sweep.next() {
+                    LegacyNext::Call(call) => {
+                        let missing =
+                            call.kind() == CallKind::Acquire && !ProtocolModel::lease_free(state);
+                        let reply = self.execute(state, actor, call, fault).unwrap_or_else(|| {
+                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
+                        });
+                        if missing {
+                            state.sweepers[index].misses_left -= 1;
+                        }
+                        reply
+                    }
+                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+                    next => Ok(self.legacy(state, next, false)),
+                };
+                sweep.resume(reply, decider);
+            }
+        }
+        self.settle_sweeper(state, index, op);
+    }
+
+    /// Puts the sweeper's operation back, or finishes it.
+    fn settle_sweeper(&self, state: &mut State, index: usize, op: SweeperOp) {
+        match op {
+            SweeperOp::Fixed(sweep) if matches!(sweep.next(), Next::Done) => {
+                let token = sweep.token();
+                let outcome = sweep.finish();
+                let release_failed = matches!(
+                    &outcome,
+                    Some(Err(wfstate::runtime::SweepError::Store(failed))) if failed.call == CallKind::Release
                 );
+                if matches!(outcome, Some(Err(wfstate::runtime::SweepError::Rejected { .. }))) {
+                    state.ghost.decision_rejected = true;
+                }
+                self.check_released(state, token, release_failed);
             }
-            return;
+            SweeperOp::Legacy(sweep) if matches!(sweep.next(), LegacyNext::Done) => {}
+            op => state.sweepers[index].op = Some(op),
         }
-        let mut tasks = state.workflow.tasks().to_vec();
-        tasks[position].status = message.status.task_status();
-        let status = state.workflow.status();
-        blind_write(
-            state,
-            status,
-            tasks,
-            Some((current, message.status.task_status())),
-        );
     }
 
-    fn work(&self, state: &mut State, index: usize, outcome: ReportStatus) {
-        let reference = &self.config.definition.tasks[index].reference_name;
-        let attempt = state
-            .workflow
-            .latest_attempt(reference)
-            .expect("enabled")
-            .retry_count;
-        state.worked[index] = Some(attempt);
+    fn check_released(&self, state: &mut State, token: wfstate::runtime::LeaseToken, failed: bool) {
+        let holding = state
+            .store
+            .lease(&State::id())
+            .is_some_and(|lease| lease.holder == token);
+        if holding && !failed {
+            state.ghost.finished_holding_lease = true;
+        }
+    }
+
+    fn operate(&self, state: &mut State, time_out: bool, fail: bool, fault: Fault) {
+        let mut op = match state.operator.op.take() {
+            Some(op) => op,
+            None => {
+                let input = if time_out {
+                    state.budgets.task_timeouts -= 1;
+                    let Some(live) = state.workflow().active_tasks().next() else {
+                        return;
+                    };
+                    Input::Engine(EngineInput::TimeOutTask {
+                        task: live.id.clone(),
+                    })
+                } else {
+                    let input = self.config.script[state.operator.next as usize];
+                    state.operator.next += 1;
+                    Input::Admin(input)
+                };
+                let legacy = self.variant == Variant::LegacyArchive
+                    && input == Input::Admin(AdminInput::Terminate);
+                if legacy {
+                    OperatorOp::Legacy(LegacyTerminate::new(operator_token()))
+                } else {
+                    OperatorOp::Fixed(AdminOp::new(
+                        State::id(),
+                        input,
+                        operator_token(),
+                        NOW_MS,
+                        &self.engine,
+                    ))
+                }
+            }
+        };
+        let decider: &dyn Decider = &*self.decider;
+        match &mut op {
+            OperatorOp::Fixed(admin) => {
+                let Next::Call(call) = admin.next() else {
+                    return self.settle_operator(state, op);
+                };
+                let Some(reply) = self.execute(state, ActorId::Operator, call, fault) else {
+                    state.operator.op = Some(op);
+                    return;
+                };
+                admin.resume(reply, decider);
+            }
+            OperatorOp::Legacy(terminate) => {
+                let reply = match terminate.next() {
+                    LegacyNext::Call(call) => self
+                        .execute(state, ActorId::Operator, call, fault)
+                        .unwrap_or_else(|| {
+                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
+                        }),
+                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+                    next => Ok(self.legacy(state, next, fail)),
+                };
+                terminate.resume(reply);
+            }
+        }
+        self.settle_operator(state, op);
+    }
+
+    fn settle_operator(&self, state: &mut State, op: OperatorOp) {
+        match op {
+            OperatorOp::Fixed(admin) if matches!(admin.next(), Next::Done) => {
+                let token = admin.token();
+                let outcome = admin.finish();
+                let release_failed = matches!(
+                    &outcome,
+                    Some(Err(wfstate::runtime::AdminError::Store(failed))) if failed.call == CallKind::Release
+                );
+                self.check_released(state, token, release_failed);
+            }
+            OperatorOp::Legacy(terminate) if matches!(terminate.next(), LegacyNext::Done) => {}
+            op => state.operator.op = Some(op),
+        }
+    }
+
+    fn poll(&self, state: &mut State, task: u8, fault: Fault) {
+        let index = task as usize;
+        let mut poll = state.workers[index]
+            .poll
+            .take()
+            .unwrap_or_else(|| PollOp::new(self.reference(task), NOW_MS, &self.engine));
+        let Next::Call(call) = poll.next() else {
+            return;
+        };
+        let Some(reply) = self.execute(state, ActorId::Worker(task), call, fault) else {
+            state.workers[index].poll = Some(poll);
+            return;
+        };
+        poll.resume(reply, &*self.decider);
+        if !matches!(poll.next(), Next::Done) {
+            state.workers[index].poll = Some(poll);
+            return;
+        }
+        if let Some(Ok(Some(polled))) = poll.finish() {
+            let retry = state
+                .workflow()
+                .task(&polled.task)
+                .map(|attempt| attempt.retry_count);
+            let worker = &mut state.workers[index];
+            if retry.is_some() && worker.worked != retry {
+                worker.holding = retry;
+            }
+        }
+    }
+
+    fn work(&self, state: &mut State, task: u8, outcome: ReportStatus) {
+        let worker = &mut state.workers[task as usize];
+        let Some(retry_count) = worker.holding.take() else {
+            return;
+        };
+        worker.worked = Some(retry_count);
         for status in [ReportStatus::InProgress, outcome] {
             insert_sorted(
                 &mut state.network,
                 Message {
-                    task: index as u8,
-                    retry_count: attempt,
+                    task,
+                    retry_count,
                     status,
-                    read: false,
                 },
             );
         }
     }
 
-    fn run_outbox(&self, state: &mut State, fail: bool) {
-        if fail {
-            state.budgets.archive_failures -= 1;
-            state.ghost.archive_failed = true;
+    fn deliver(&self, state: &mut State, message: &Message, fault: Fault) {
+        let Some(position) = state.network.iter().position(|m| m == message) else {
             return;
+        };
+        state.network.remove(position);
+        let task = self.attempt_id(message);
+        let run = if self.variant == Variant::LegacyBlindReport {
+            ReportRun::Legacy(LegacyReport::new(task, message.status), message.clone())
+        } else {
+            let report = Report::new(task, message.status);
+            ReportRun::Fixed(
+                ReportOp::new(State::id(), report, NOW_MS, &self.engine),
+                message.clone(),
+            )
+        };
+        state.reports.push(run);
+        self.report(state, state.reports.len() - 1, fault);
+    }
+
+    fn report(&self, state: &mut State, index: usize, fault: Fault) {
+        let actor = ActorId::Report(index as u8);
+        let mut run = state.reports.remove(index);
+        let finished = match &mut run {
+            ReportRun::Fixed(op, message) => {
+                let Next::Call(call) = op.next() else {
+                    return;
+                };
+                let Some(reply) = self.execute(state, actor, call, fault) else {
+                    if let Some(pending) = state.pending.as_mut() {
+                        pending.parked = Some(run);
+                    }
+                    return;
+                };
+                op.resume(reply, &*self.decider);
+                if matches!(op.next(), Next::Done) {
+                    match op.clone().finish() {
+                        Some(Ok(applied)) if applied.step.outcome() == Outcome::Progress => {
+                            state.ghost.last_edge =
+                                Some((TaskStatus::InProgress, TaskStatus::InProgress));
+                        }
+                        // Not acknowledged: the broker redelivers it.
+                        Some(Err(
+                            wfstate::runtime::ReportError::Store(_)
+                            | wfstate::runtime::ReportError::Contention { .. },
+                        )) => insert_sorted(&mut state.network, message.clone()),
+                        _ => {}
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            ReportRun::Legacy(op, _) => {
+                let reply = match op.next() {
+                    LegacyNext::Call(call) => match self.execute(state, actor, call, fault) {
+                        Some(reply) => reply,
+                        None => Err(StoreFailure::ambiguous("model: a legacy call is atomic")),
+                    },
+                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+                    next => Ok(self.legacy(state, next, false)),
+                };
+                op.resume(reply);
+                matches!(op.next(), LegacyNext::Done)
+            }
+        };
+        if !finished {
+            state.reports.insert(index, run);
         }
-        let effect = state.outbox.remove(0);
-        if effect == Effect::Archive {
-            state.ghost.archived = true;
+    }
+
+    fn run_outbox(&self, state: &mut State, fail: bool, fault: Fault) {
+        let mut op = state
+            .outbox
+            .take()
+            .unwrap_or_else(|| OutboxOp::new(NOW_MS, self.engine.outbox_claim_ms, 1));
+        let reply = match op.next() {
+            Next::Done => return,
+            Next::Perform(entry) => {
+                if fail {
+                    state.budgets.effect_failures -= 1;
+                    state.ghost.effect_failed = true;
+                } else {
+                    state.ghost.effect_retried |= entry.attempts > 1;
+                    state.ghost.archived |= entry.effect == wfstate::Effect::Archive;
+                }
+                Ok(Reply::Performed(!fail))
+            }
+            Next::Call(call) => match self.execute(state, ActorId::Outbox, call, fault) {
+                Some(reply) => reply,
+                None => {
+                    state.outbox = Some(op);
+                    return;
+                }
+            },
+        };
+        op.resume(reply, &*self.decider);
+        if !matches!(op.next(), Next::Done) {
+            state.outbox = Some(op);
         }
+    }
+
+    /// Call-by-call: the pending commit's plan is applied, and its actor gets its reply.
+    fn apply_plan(&self, state: &mut State) {
+        let Some(pending) = state.pending.take() else {
+            return;
+        };
+        state
+            .store
+            .apply_plan(&State::id(), &pending.plan, pending.status, NOW_MS);
+        let decider: &dyn Decider = &*self.decider;
+        match pending.actor {
+            ActorId::Sweeper(index) => {
+                let index = index as usize;
+                if let Some(mut op) = state.sweepers[index].op.take() {
+                    if let SweeperOp::Fixed(sweep) = &mut op {
+                        sweep.resume(pending.reply, decider);
+                    }
+                    self.settle_sweeper(state, index, op);
+                }
+            }
+            ActorId::Operator => {
+                if let Some(mut op) = state.operator.op.take() {
+                    if let OperatorOp::Fixed(admin) = &mut op {
+                        admin.resume(pending.reply, decider);
+                    }
+                    self.settle_operator(state, op);
+                }
+            }
+            ActorId::Worker(task) => {
+                let index = task as usize;
+                if let Some(mut poll) = state.workers[index].poll.take() {
+                    poll.resume(pending.reply, decider);
+                    if matches!(poll.next(), Next::Done) {
+                        if let Some(Ok(Some(polled))) = poll.finish() {
+                            let retry = state.workflow().task(&polled.task).map(|t| t.retry_count);
+                            state.workers[index].holding = retry;
+                        }
+                    } else {
+                        state.workers[index].poll = Some(poll);
+                    }
+                }
+            }
+            ActorId::Report(_) => {
+                if let Some(mut run) = pending.parked {
+                    let mut finished = false;
+                    if let ReportRun::Fixed(op, message) = &mut run {
+                        op.resume(pending.reply, decider);
+                        if matches!(op.next(), Next::Done) {
+                            finished = true;
+                            if matches!(
+                                op.clone().finish(),
+                                Some(Err(wfstate::runtime::ReportError::Store(_)))
+                            ) {
+                                insert_sorted(&mut state.network, message.clone());
+                            }
+                        }
+                    }
+                    if !finished {
+                        state.reports.push(run);
+                    }
+                }
+            }
+            ActorId::Outbox => {}
+        }
+    }
+}
+
+fn sweeper_call(op: &SweeperOp) -> Option<CallKind> {
+    match op {
+        SweeperOp::Fixed(sweep) => call_kind(sweep),
+        SweeperOp::Legacy(sweep) => sweep.call_kind(),
+    }
+}
+
+fn operator_call(op: &OperatorOp) -> Option<CallKind> {
+    match op {
+        OperatorOp::Fixed(admin) => call_kind(admin),
+        OperatorOp::Legacy(terminate) => match terminate.next() {
+            LegacyNext::Call(call) => Some(call.kind()),
+            _ => None,
+        },
+    }
+}
+
+fn call_kind(op: &impl Operation) -> Option<CallKind> {
+    match op.next() {
+        Next::Call(call) => Some(call.kind()),
+        Next::Perform(_) | Next::Done => None,
     }
 }
 
@@ -545,34 +958,41 @@ impl Model for ProtocolModel {
 
     fn init_states(&self) -> Vec<State> {
         let tasks = self.config.definition.tasks.len();
+        let mut store = wfstate::runtime::StoreState::new();
+        let workflow = Workflow::new(State::id());
+        store.execute(Call::Insert {
+            workflow: &workflow,
+            now_ms: NOW_MS,
+        });
         vec![State {
-            workflow: Arc::new(Workflow::new("wf")),
-            queue: QueueEntry::Ready,
-            lock: None,
+            store,
             sweepers: vec![
                 Sweeper {
-                    pc: SweepPc::Idle,
-                    snapshot: None,
+                    op: None,
                     misses_left: self.config.lock_misses,
                 };
                 self.config.sweepers
             ],
-            terminator: Terminator {
-                pc: if self.config.terminator {
-                    TerminatePc::Idle
-                } else {
-                    TerminatePc::Done
-                },
-                snapshot: None,
-            },
-            worked: vec![None; tasks],
+            operator: Operator { next: 0, op: None },
+            workers: vec![
+                Worker {
+                    poll: None,
+                    holding: None,
+                    worked: None,
+                };
+                tasks
+            ],
+            reports: Vec::new(),
             network: Vec::new(),
-            outbox: Vec::new(),
+            outbox: None,
+            pending: None,
             budgets: Budgets {
                 duplicates: vec![self.config.duplicates_per_task; tasks],
-                archive_failures: self.config.archive_failures,
+                effect_failures: self.config.effect_failures,
                 lease_expiries: self.config.lease_expiries,
                 task_timeouts: self.config.task_timeouts,
+                store_failures: self.config.store_failures,
+                ticks: self.config.ticks,
             },
             ghost: Ghost::default(),
         }]
@@ -580,31 +1000,51 @@ impl Model for ProtocolModel {
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
         self.sweep_actions(state, actions);
-        self.terminate_actions(state, actions);
+        self.operator_actions(state, actions);
+        self.worker_actions(state, actions);
+        self.network_actions(state, actions);
+        self.outbox_actions(state, actions);
         self.environment_actions(state, actions);
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
         let mut state = last.clone();
         match action {
-            Action::Sweep { sweeper, time_out } => {
-                self.sweep(&mut state, sweeper as usize, time_out)
-            }
-            Action::Terminate { archive_fails } => self.terminate(&mut state, archive_fails),
-            Action::Work { task, outcome } => self.work(&mut state, task as usize, outcome),
-            Action::Deliver { message } => self.deliver(&mut state, &message),
+            Action::Sweep { sweeper, fault } => self.sweep(&mut state, sweeper as usize, fault),
+            Action::Operate {
+                time_out,
+                fail,
+                fault,
+            } => self.operate(&mut state, time_out, fail, fault),
+            Action::Poll { task, fault } => self.poll(&mut state, task, fault),
+            Action::Work { task, outcome } => self.work(&mut state, task, outcome),
+            Action::Deliver { message, fault } => self.deliver(&mut state, &message, fault),
+            Action::Report { index, fault } => self.report(&mut state, index as usize, fault),
             Action::Duplicate { message } => {
                 state.budgets.duplicates[message.task as usize] -= 1;
                 insert_sorted(&mut state.network, message);
             }
-            Action::Outbox { fail } => self.run_outbox(&mut state, fail),
+            Action::Outbox { fail, fault } => self.run_outbox(&mut state, fail, fault),
+            Action::ApplyPlan => self.apply_plan(&mut state),
             Action::Expire => {
-                let lock = state.lock.as_mut()?;
-                lock.expired = true;
+                state.store.expire_lease(&State::id());
                 state.budgets.lease_expiries -= 1;
                 state.ghost.lease_expired = true;
             }
+            Action::Tick => {
+                let mut others = Vec::new();
+                self.sweep_actions(last, &mut others);
+                self.operator_actions(last, &mut others);
+                self.worker_actions(last, &mut others);
+                self.network_actions(last, &mut others);
+                self.outbox_actions(last, &mut others);
+                if !others.is_empty() || last.pending.is_some() {
+                    state.budgets.ticks = state.budgets.ticks.saturating_sub(1);
+                }
+                state.store.reveal(NOW_MS);
+            }
         }
+        state.store.canonicalize();
         Some(state)
     }
 
@@ -613,73 +1053,12 @@ impl Model for ProtocolModel {
     }
 }
 
-fn lock_free(state: &State) -> bool {
-    state.lock.is_none_or(|lock| lock.expired)
-}
-
-/// Release by token: only the current holder's release frees the lock.
-fn release(state: &mut State, holder: Holder) {
-    if state.lock.is_some_and(|lock| lock.holder == holder) {
-        state.lock = None;
-    }
-}
-
-/// The store's compare-and-swap: write `step` if the stored version is still the one it read.
-/// Post-commit effects go to the outbox in the same write (a transactional outbox).
-fn compare_and_swap(state: &mut State, step: &Step) -> bool {
-    if state.workflow.version() != step.read_version() {
-        state.ghost.stale_write_rejected = true;
-        return false;
-    }
-    if Arc::make_mut(&mut state.workflow).apply(step).is_err() {
-        state.ghost.stale_write_rejected = true;
-        return false;
-    }
-    state
-        .outbox
-        .extend(step.effects_in(Phase::PostCommit).cloned());
-    record_write(state, edge_of(step));
-    true
-}
-
-/// A legacy write: the whole workflow (this status, these tasks), no check, no compare-and-swap
-/// (the version still counts writes, so I4 stays about the fixed mechanism).
-fn blind_write(
-    state: &mut State,
-    status: WorkflowStatus,
-    tasks: Vec<Task>,
-    edge: Option<(TaskStatus, TaskStatus)>,
-) {
-    let id = state.workflow.id().clone();
-    let version = state.ghost.commits + 1;
-    state.workflow =
-        Arc::new(Workflow::from_parts(id, status, version, tasks).expect("ids stay unique"));
-    record_write(state, edge);
-}
-
-fn record_write(state: &mut State, edge: Option<(TaskStatus, TaskStatus)>) {
-    state.ghost.commits += 1;
-    state.ghost.was_terminal |= state.workflow.status().is_terminal();
-    let first = &mut state.ghost.first_terminal;
-    first.resize(state.workflow.tasks().len(), None);
-    for (slot, task) in first.iter_mut().zip(state.workflow.tasks()) {
-        if slot.is_none() && task.status.is_terminal() {
-            *slot = Some(task.status);
-        }
-    }
-    if edge.is_some() {
-        state.ghost.last_edge = edge;
-    }
-}
-
-fn edge_of(step: &Step) -> Option<(TaskStatus, TaskStatus)> {
-    step.changes()
-        .tasks
-        .first()
-        .map(|change| (change.from, change.to))
-}
-
 fn insert_sorted(network: &mut Vec<Message>, message: Message) {
     let position = network.partition_point(|m| m <= &message);
     network.insert(position, message);
+}
+
+/// The reference decider as a plain function, for callers that want one.
+pub fn reference_decide(workflow: &Workflow, definition: &Definition) -> Decision {
+    wfstate::decide(workflow, definition)
 }

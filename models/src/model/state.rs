@@ -1,136 +1,69 @@
-//! The model's state: the persisted workflow, the decider queue, the lock, every actor's program
-//! counter and snapshot, the network, the outbox, budgets and ghost history. Small `Clone + Hash +
-//! Eq` values only (`Vec`, no `HashMap`), as stateright wants.
+//! The model's state: the runtime's own pure store state, every actor's operation machine (the
+//! runtime's, or a legacy alternative), the network, budgets and ghost history. Small
+//! `Clone + Hash + Eq` values only, as stateright wants.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use stateright::Representative;
-use wfstate::{Effect, ReportStatus, TaskStatus, Workflow, WorkflowStatus};
+use wfstate::runtime::{
+    AdminOp, LeaseToken, OutboxOp, PollOp, ReportOp, StoreState, SweepOp,
+};
+use wfstate::{Invariant, ReportStatus, TaskStatus, Workflow, WorkflowId, WorkflowStatus};
 
-/// Who holds the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Holder {
-    /// Sweeper `i`.
-    Sweeper(u8),
-    /// The operator terminating the workflow.
-    Terminator,
+use super::legacy::{LegacyReport, LegacySweep, LegacyTerminate};
+
+/// The one workflow every configuration runs.
+pub const WORKFLOW: &str = "wf";
+
+/// The model's logical time: every operation runs at it; time passing beyond a lease or a hiding
+/// timeout is the environment's `Tick` and `Expire` actions.
+pub const NOW_MS: u64 = 0;
+
+/// A sweeper's current operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SweeperOp {
+    /// The runtime's sweep.
+    Fixed(SweepOp),
+    /// D3's sweep.
+    Legacy(LegacySweep),
 }
 
-/// The per-workflow lease lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Lock {
-    /// The token of the holder.
-    pub holder: Holder,
-    /// The lease ran out while the holder still runs: anyone may take the lock now.
-    pub expired: bool,
-}
-
-/// The workflow's entry in the decider queue. Taking an entry leases it rather than removing
-/// it, so a sweeper that misses the lock can hand it back only if it still holds it: a plain
-/// remove-then-push-back would resurrect an entry that the lock holder removed meanwhile (the
-/// model found that race: a stale entry without any lease expiry, against I6b).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum QueueEntry {
-    /// Not in the queue.
-    Absent,
-    /// In the queue, ready to be taken.
-    Ready,
-    /// In the queue, taken by sweeper `i` (invisible to other sweepers).
-    Taken(u8),
-}
-
-impl QueueEntry {
-    /// Is the workflow in the decider queue (ready or taken)?
-    pub fn is_present(self) -> bool {
-        !matches!(self, QueueEntry::Absent)
-    }
-}
-
-/// Where a queue operation leaves the workflow id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum QueueOp {
-    /// Requeue with a delay (the workflow is RUNNING as far as the actor knows).
-    Requeue,
-    /// Remove from the decider queue (terminal or paused).
-    Remove,
-}
-
-impl QueueOp {
-    /// The queue entry after the operation.
-    pub fn entry(self) -> QueueEntry {
-        match self {
-            QueueOp::Requeue => QueueEntry::Ready,
-            QueueOp::Remove => QueueEntry::Absent,
-        }
-    }
-}
-
-/// A sweeper's program counter. Fixed protocol: Idle → Popped → Locked → Read → (decide + CAS)
-/// → Queue → Unlock → Idle. Legacy sweeper: Idle → Popped → Snapshot (read without the lock) →
-/// Read (locked) → (decide + blind write) → Unlock → AfterUnlock (queue operation) → Idle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SweepPc {
-    /// Not sweeping.
-    Idle,
-    /// Took the id from the decider queue.
-    Popped,
-    /// Legacy: read the workflow before taking the lock.
-    Snapshot,
-    /// Holds the lock, has not read yet.
-    Locked,
-    /// Holds the lock and has a snapshot: may decide.
-    Read,
-    /// Must perform this queue operation next, before unlocking.
-    Queue(QueueOp),
-    /// Must release the lock next; the legacy sweeper then still owes a queue operation.
-    Unlock(Option<QueueOp>),
-    /// Legacy: unlocked, the queue operation comes now, outside the operation.
-    AfterUnlock(QueueOp),
-}
-
-/// One sweeper.
+/// One sweeper: it loops sweep operations.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Sweeper {
-    /// Program counter.
-    pub pc: SweepPc,
-    /// The workflow as this sweeper last read it.
-    pub snapshot: Option<Arc<Workflow>>,
-    /// Lock misses left (a miss puts the id back).
+    /// The operation in progress.
+    pub op: Option<SweeperOp>,
+    /// Lock misses left (a miss hands the id back).
     pub misses_left: u8,
 }
 
-/// The terminator's program counter. Fixed: Idle → Locked → Read → (terminate + CAS) → Queue →
-/// Unlock → Done. Legacy archive: ... → Read → WroteStatus (TERMINATED persisted, tasks untouched)
-/// → Archived → Queue → Unlock → Done, or an archive failure → Unlock (abort) → Done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TerminatePc {
-    /// Has not started.
-    Idle,
-    /// Holds the lock.
-    Locked,
-    /// Has a snapshot.
-    Read,
-    /// Legacy: TERMINATED persisted, archive next.
-    WroteStatus,
-    /// Legacy: archived, cancelling the tasks next.
-    Archived,
-    /// Must remove the workflow from the decider queue next.
-    Queue,
-    /// Must release the lock next.
-    Unlock,
-    /// Finished (or never runs).
-    Done,
+/// The operator's current operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OperatorOp {
+    /// The runtime's admin operation (terminate, pause, resume, retry, or a task time-out).
+    Fixed(AdminOp),
+    /// D1's terminate.
+    Legacy(LegacyTerminate),
 }
 
-/// The terminator.
+/// The operator: runs the configuration's admin script in order, and task time-outs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Terminator {
-    /// Program counter.
-    pub pc: TerminatePc,
-    /// The workflow as it read it.
-    pub snapshot: Option<Arc<Workflow>>,
+pub struct Operator {
+    /// Script position: the next admin input to send.
+    pub next: u8,
+    /// The operation in progress.
+    pub op: Option<OperatorOp>,
+}
+
+/// A worker: polls its task's queue through the runtime's poll, then works what it got.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Worker {
+    /// The poll in progress.
+    pub poll: Option<PollOp>,
+    /// The retry count of the attempt it polled and has not worked yet.
+    pub holding: Option<u32>,
+    /// The retry count of the last attempt it worked.
+    pub worked: Option<u32>,
 }
 
 /// A report in the network (a multiset: same content, several copies). The attempt is named by
@@ -143,30 +76,77 @@ pub struct Message {
     pub retry_count: u32,
     /// The reported status.
     pub status: ReportStatus,
-    /// Legacy blind report: the handler has read the task and will write blindly next.
-    #[serde(default)]
-    pub read: bool,
+}
+
+/// A report being handled.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReportRun {
+    /// The runtime's report, with the message it handles (redelivered if it fails).
+    Fixed(ReportOp, Message),
+    /// D2's blind report.
+    Legacy(LegacyReport, Message),
+}
+
+impl ReportRun {
+    /// The message handled.
+    pub fn message(&self) -> &Message {
+        match self {
+            ReportRun::Fixed(_, message) | ReportRun::Legacy(_, message) => message,
+        }
+    }
+}
+
+/// A commit of the call-by-call store path, half done: the compare-and-swap and the outbox are
+/// written, the queue plan is not yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PendingPlan {
+    /// The actor that committed (its operation waits for the reply).
+    pub actor: ActorId,
+    /// The plan still to apply.
+    pub plan: wfstate::runtime::QueuePlan,
+    /// The committed status.
+    pub status: WorkflowStatus,
+    /// The reply the store will give when the plan is applied.
+    pub reply: Result<wfstate::runtime::Reply, wfstate::runtime::StoreFailure>,
+    /// A report whose commit this is, parked until then.
+    pub parked: Option<ReportRun>,
+}
+
+/// Who is acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorId {
+    /// Sweeper `i`.
+    Sweeper(u8),
+    /// The operator.
+    Operator,
+    /// The worker of definition task `i`.
+    Worker(u8),
+    /// In-flight report number `i`.
+    Report(u8),
+    /// The outbox runner.
+    Outbox,
 }
 
 /// The whole model state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct State {
-    /// The persisted workflow (the store). Shared with the snapshots that read it: copy on write.
-    pub workflow: Arc<Workflow>,
-    /// Decider-queue membership.
-    pub queue: QueueEntry,
-    /// The lease lock.
-    pub lock: Option<Lock>,
+    /// The store: the runtime's own pure state.
+    pub store: StoreState,
     /// Sweepers.
     pub sweepers: Vec<Sweeper>,
     /// The operator.
-    pub terminator: Terminator,
-    /// Per task of the definition: the retry count of the last attempt its worker worked on.
-    pub worked: Vec<Option<u32>>,
-    /// In-flight reports, sorted (a multiset).
+    pub operator: Operator,
+    /// Workers, one per definition task.
+    pub workers: Vec<Worker>,
+    /// Reports being handled, in delivery order.
+    pub reports: Vec<ReportRun>,
+    /// Reports not yet delivered, sorted (a multiset).
     pub network: Vec<Message>,
-    /// Post-commit effects owed, in commit order.
-    pub outbox: Vec<Effect>,
+    /// The outbox runner's pass in progress.
+    pub outbox: Option<OutboxOp>,
+    /// Call-by-call store path: a commit whose queue plan is still to apply.
+    pub pending: Option<PendingPlan>,
     /// Budgets left.
     pub budgets: Budgets,
     /// History the properties need.
@@ -178,94 +158,99 @@ pub struct State {
 pub struct Budgets {
     /// Report duplications left, per task.
     pub duplicates: Vec<u8>,
-    /// Archive failures left.
-    pub archive_failures: u8,
+    /// Effect-handler failures left.
+    pub effect_failures: u8,
     /// Lease expiries left.
     pub lease_expiries: u8,
-    /// Task time-outs left.
+    /// Task time-outs the operator may still send.
     pub task_timeouts: u8,
+    /// Store-call failures left.
+    pub store_failures: u8,
+    /// Ticks (time passing beyond hiding leases) left while other actions are enabled; when
+    /// nothing else is enabled, time may always pass.
+    pub ticks: u8,
 }
 
 /// Ghost history: not part of the system, only of what the properties need to see.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Ghost {
-    /// Every write to the store (the version must equal it: I4).
+    /// Every write to the stored workflow (the version must equal it: I4).
     pub commits: u64,
-    /// The workflow was terminal at some point (I5: nothing in the model retries).
-    pub was_terminal: bool,
-    /// Per task position: the first terminal status it had (I3).
-    pub first_terminal: Vec<Option<TaskStatus>>,
+    /// Pair invariants (I3, I5) some write broke.
+    pub broken: Vec<Invariant>,
     /// Some lease expired (I6b is only promised before that).
     pub lease_expired: bool,
     /// The last task edge a committed step took (edge coverage).
     pub last_edge: Option<(TaskStatus, TaskStatus)>,
-    /// Terminate committed while a report was in the network.
+    /// Terminate committed while a report was in the network or in flight.
     pub terminated_with_report_in_flight: bool,
-    /// Archiving failed at least once.
-    pub archive_failed: bool,
-    /// Archiving succeeded at least once.
-    pub archived: bool,
+    /// An effect handler failed at least once.
+    pub effect_failed: bool,
+    /// An effect was performed after a failure.
+    pub effect_retried: bool,
     /// A compare-and-swap was refused because the version had moved.
     pub stale_write_rejected: bool,
     /// A decider proposed an input the transition function rejected.
     pub decision_rejected: bool,
+    /// A store call failed.
+    pub store_failed: bool,
+    /// A commit took effect but its reply was lost.
+    pub ambiguous_commit: bool,
+    /// An operation finished while still holding a lease it took, though its release did not
+    /// fail.
+    pub finished_holding_lease: bool,
+    /// Archiving was performed (or, legacy, attempted inline).
+    pub archived: bool,
+    /// The workflow was paused at some point.
+    pub paused: bool,
+    /// A retry brought the workflow back to RUNNING.
+    pub retried: bool,
 }
 
 impl State {
-    /// Is any operation in flight? A sweep from taking the id until it released the lock; the
-    /// terminator from taking the lock until it released it (SPEC I6a). The legacy sweeper's
-    /// queue operation after unlocking is outside its operation: that is the D3 defect.
-    pub fn in_flight(&self) -> bool {
-        let sweeping = self.sweepers.iter().any(|sweeper| match sweeper.pc {
-            SweepPc::Idle | SweepPc::AfterUnlock(_) => false,
-            SweepPc::Popped
-            | SweepPc::Snapshot
-            | SweepPc::Locked
-            | SweepPc::Read
-            | SweepPc::Queue(_)
-            | SweepPc::Unlock(_) => true,
-        });
-        let terminating = !matches!(self.terminator.pc, TerminatePc::Idle | TerminatePc::Done);
-        sweeping || terminating
+    /// The workflow's id.
+    pub fn id() -> WorkflowId {
+        WorkflowId::new(WORKFLOW)
     }
 
-    /// The status of the persisted workflow.
+    /// The stored workflow.
+    pub fn workflow(&self) -> &Arc<Workflow> {
+        self.store
+            .workflows()
+            .next()
+            .expect("the model starts its one workflow in the initial state")
+    }
+
+    /// Its status.
     pub fn status(&self) -> WorkflowStatus {
-        self.workflow.status()
+        self.workflow().status()
+    }
+
+    /// Is the workflow in the decider queue (hidden or not)?
+    pub fn queued(&self) -> bool {
+        self.store.decider_due(&State::id()).is_some()
+    }
+
+    /// Is any operation on the workflow in flight? A sweep from taking the id until it released
+    /// the lock; an operator's operation from taking the lock until it released it (SPEC I6a).
+    /// The legacy sweeper's queue operation after unlocking is outside its operation: that is the
+    /// D3 defect. A call-by-call commit whose plan is pending is in flight too.
+    pub fn in_flight(&self) -> bool {
+        let sweeping = self.sweepers.iter().any(|sweeper| match &sweeper.op {
+            None => false,
+            Some(SweeperOp::Fixed(_)) => true,
+            Some(SweeperOp::Legacy(op)) => op.in_flight(),
+        });
+        sweeping || self.operator.op.is_some() || self.pending.is_some()
     }
 }
 
-/// Sweepers are interchangeable: order them canonically and rename the lock holder to match.
-impl Representative for State {
-    fn representative(&self) -> Self {
-        let mut order: Vec<usize> = (0..self.sweepers.len()).collect();
-        order.sort_by(|&a, &b| sweeper_key(&self.sweepers[a]).cmp(&sweeper_key(&self.sweepers[b])));
-        let mut state = self.clone();
-        state.sweepers = order.iter().map(|&i| self.sweepers[i].clone()).collect();
-        let rename = |old: u8| {
-            order
-                .iter()
-                .position(|&i| i == old as usize)
-                .expect("sweeper exists") as u8
-        };
-        if let Some(lock) = &mut state.lock {
-            if let Holder::Sweeper(old) = lock.holder {
-                lock.holder = Holder::Sweeper(rename(old));
-            }
-        }
-        if let QueueEntry::Taken(old) = state.queue {
-            state.queue = QueueEntry::Taken(rename(old));
-        }
-        state
-    }
+/// The lease token of sweeper `index`.
+pub fn sweeper_token(index: usize) -> LeaseToken {
+    LeaseToken::new(1, index as u64)
 }
 
-/// A total order on what distinguishes sweepers; ties between different sweepers only cost
-/// reduction, never soundness (any permutation is an equivalent state).
-fn sweeper_key(sweeper: &Sweeper) -> (SweepPc, Option<(u64, WorkflowStatus, usize)>, u8) {
-    let snapshot = sweeper
-        .snapshot
-        .as_ref()
-        .map(|w| (w.version(), w.status(), w.tasks().len()));
-    (sweeper.pc, snapshot, sweeper.misses_left)
+/// The lease token of the operator.
+pub fn operator_token() -> LeaseToken {
+    LeaseToken::new(2, 0)
 }

@@ -1,12 +1,14 @@
-//! Readable traces: one line per step with the actor, what it did, and the resulting workflow and
-//! task statuses, version, decider queue and lock.
+//! Readable traces: one line per step with the actor, the store call (or write) it made, and the
+//! resulting workflow and task statuses, version, decider queue and lease.
 
 use std::fmt;
 
 use serde::Serialize;
+use wfstate::runtime::{Next, Operation};
 
-use super::protocol::{Action, ProtocolModel};
-use super::state::{Holder, QueueEntry, State, SweepPc, TerminatePc};
+use super::legacy::LegacyNext;
+use super::protocol::{Action, Fault, ProtocolModel};
+use super::state::{OperatorOp, ReportRun, State, SweeperOp, NOW_MS};
 
 /// One step of a trace.
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +27,7 @@ pub struct TraceLine {
     pub version: u64,
     /// Decider-queue entry after the step.
     pub queue: String,
-    /// Lock after the step.
+    /// Lease after the step.
     pub lock: String,
 }
 
@@ -33,7 +35,7 @@ impl fmt::Display for TraceLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:>3}. {:<11} {:<36} | {:<10} v{:<2} queue={:<8} lock={:<13} | {}",
+            "{:>3}. {:<11} {:<40} | {:<10} v{:<2} queue={:<7} lease={:<12} | {}",
             self.step,
             self.actor,
             self.action,
@@ -63,108 +65,138 @@ pub fn trace(model: &ProtocolModel, actions: &[Action]) -> Vec<TraceLine> {
 }
 
 fn line(step: usize, actor: String, action: String, state: &State) -> TraceLine {
-    let tasks: Vec<String> = state
-        .workflow
+    let workflow = state.workflow();
+    let tasks: Vec<String> = workflow
         .tasks()
         .iter()
-        .map(|task| {
-            format!(
-                "{}#{}={}",
-                task.reference_name, task.retry_count, task.status
-            )
-        })
+        .map(|task| format!("{}#{}={}", task.reference_name, task.retry_count, task.status))
         .collect();
+    let id = State::id();
     TraceLine {
         step,
         actor,
         action,
-        workflow: state.workflow.status().to_string(),
+        workflow: workflow.status().to_string(),
         tasks: if tasks.is_empty() {
             "-".into()
         } else {
             tasks.join(" ")
         },
-        version: state.workflow.version(),
-        queue: match state.queue {
-            QueueEntry::Absent => "absent".into(),
-            QueueEntry::Ready => "ready".into(),
-            QueueEntry::Taken(index) => format!("taken:s{index}"),
+        version: workflow.version(),
+        queue: match state.store.decider_due(&id) {
+            None => "absent".into(),
+            Some(due) if due <= NOW_MS => "ready".into(),
+            Some(_) => "hidden".into(),
         },
-        lock: match state.lock {
+        lock: match state.store.lease(&id) {
             None => "free".into(),
-            Some(lock) => {
-                let holder = match lock.holder {
-                    Holder::Sweeper(index) => format!("sweeper {index}"),
-                    Holder::Terminator => "terminator".into(),
-                };
-                if lock.expired {
-                    format!("{holder} (expired)")
-                } else {
+            Some(lease) => {
+                let holder = format!("{}", lease.holder);
+                if lease.is_valid_at(NOW_MS) {
                     holder
+                } else {
+                    format!("{holder} (expired)")
                 }
             }
         },
     }
 }
 
+fn fault(fault: Fault) -> &'static str {
+    match fault {
+        Fault::None => "",
+        Fault::NotDone => " FAILS (not done)",
+        Fault::Ambiguous => " FAILS (ambiguous)",
+    }
+}
+
+fn legacy_what(next: LegacyNext<'_>) -> String {
+    match next {
+        LegacyNext::Call(call) => call.kind().name().to_string(),
+        LegacyNext::Overwrite { status, .. } => format!("blind write {status}"),
+        LegacyNext::SetTask { status, .. } => format!("blind write task {status}"),
+        LegacyNext::Dequeue => "remove from decider queue".into(),
+        LegacyNext::Enqueue => "put in decider queue".into(),
+        LegacyNext::Archive => "archive inline".into(),
+        LegacyNext::Done => "done".into(),
+    }
+}
+
+fn call_of(op: &impl Operation) -> String {
+    match op.next() {
+        Next::Call(call) => call.kind().name().to_string(),
+        Next::Perform(entry) => format!("perform {:?}", entry.effect),
+        Next::Done => "done".into(),
+    }
+}
+
 /// The actor and a short description of what `action` does in `state`.
 pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (String, String) {
     match action {
-        Action::Sweep { sweeper, time_out } => {
-            let pc = state.sweepers.get(*sweeper as usize).map(|s| s.pc);
-            let what = match pc {
-                Some(SweepPc::Idle) => "take id from decider queue".into(),
-                Some(SweepPc::Popped) if model.variant == super::Variant::LegacySweeper => {
-                    "read workflow (before locking)".into()
-                }
-                Some(SweepPc::Popped | SweepPc::Snapshot) => "lock (or hand id back)".into(),
-                Some(SweepPc::Locked) => "read workflow".into(),
-                Some(SweepPc::Read) if *time_out => "time out live task, write".into(),
-                Some(SweepPc::Read) => "decide, write".into(),
-                Some(SweepPc::Queue(op)) => format!("{op:?} in decider queue").to_lowercase(),
-                Some(SweepPc::Unlock(_)) => "unlock".into(),
-                Some(SweepPc::AfterUnlock(op)) => {
-                    format!("{op:?} in decider queue (after unlock)").to_lowercase()
-                }
-                None => "?".into(),
+        Action::Sweep { sweeper, fault: f } => {
+            let what = match state.sweepers.get(*sweeper as usize).and_then(|s| s.op.as_ref()) {
+                None => "pop_decider".to_string(),
+                Some(SweeperOp::Fixed(op)) => call_of(op),
+                Some(SweeperOp::Legacy(op)) => legacy_what(op.next()),
             };
-            (format!("sweeper {sweeper}"), what)
+            (format!("sweeper {sweeper}"), format!("{what}{}", fault(*f)))
         }
-        Action::Terminate { archive_fails } => {
-            let what = match state.terminator.pc {
-                TerminatePc::Idle => "lock",
-                TerminatePc::Locked => "read workflow",
-                TerminatePc::Read => "terminate, write",
-                TerminatePc::WroteStatus if *archive_fails => "archive FAILS: abort",
-                TerminatePc::WroteStatus => "archive",
-                TerminatePc::Archived => "cancel tasks, write",
-                TerminatePc::Queue => "remove from decider queue",
-                TerminatePc::Unlock => "unlock",
-                TerminatePc::Done => "?",
+        Action::Operate {
+            time_out,
+            fail,
+            fault: f,
+        } => {
+            let what = match &state.operator.op {
+                None if *time_out => "time out a task: acquire".to_string(),
+                None => format!(
+                    "{:?}: acquire",
+                    model.config.script[state.operator.next as usize]
+                )
+                .to_lowercase(),
+                Some(OperatorOp::Fixed(op)) => call_of(op),
+                Some(OperatorOp::Legacy(op)) => {
+                    let what = legacy_what(op.next());
+                    if *fail {
+                        format!("{what} FAILS: abort")
+                    } else {
+                        what
+                    }
+                }
             };
-            ("terminator".into(), what.into())
+            ("operator".into(), format!("{what}{}", fault(*f)))
+        }
+        Action::Poll { task, fault: f } => {
+            let what = match state.workers.get(*task as usize).and_then(|w| w.poll.as_ref()) {
+                None => "poll_task".to_string(),
+                Some(op) => call_of(op),
+            };
+            (format!("worker {task}"), format!("{what}{}", fault(*f)))
         }
         Action::Work { task, outcome } => (
             format!("worker {task}"),
             format!("work: send IN_PROGRESS, {outcome}"),
         ),
-        Action::Deliver { message } => {
-            let verb = if model.variant == super::Variant::LegacyBlindReport {
-                if message.read {
-                    "blind write"
-                } else {
-                    "read task for"
+        Action::Deliver { message, fault: f } => (
+            "network".into(),
+            format!(
+                "deliver {} of task {}#{}: load{}",
+                message.status,
+                message.task,
+                message.retry_count,
+                fault(*f)
+            ),
+        ),
+        Action::Report { index, fault: f } => {
+            let what = match state.reports.get(*index as usize) {
+                Some(ReportRun::Fixed(op, message)) => {
+                    format!("{} {}", message.status, call_of(op))
                 }
-            } else {
-                "deliver"
+                Some(ReportRun::Legacy(op, message)) => {
+                    format!("{} {}", message.status, legacy_what(op.next()))
+                }
+                None => "?".into(),
             };
-            (
-                "network".into(),
-                format!(
-                    "{verb} {} of task {}#{}",
-                    message.status, message.task, message.retry_count
-                ),
-            )
+            (format!("report {index}"), format!("{what}{}", fault(*f)))
         }
         Action::Duplicate { message } => (
             "network".into(),
@@ -173,15 +205,16 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
                 message.status, message.task, message.retry_count
             ),
         ),
-        Action::Outbox { fail } => {
-            let effect = state
-                .outbox
-                .first()
-                .map(|e| format!("{e:?}"))
-                .unwrap_or_default();
-            let verb = if *fail { "FAIL" } else { "perform" };
-            ("outbox".into(), format!("{verb} {effect}"))
+        Action::Outbox { fail, fault: f } => {
+            let what = match &state.outbox {
+                None => "take_outbox".to_string(),
+                Some(op) => call_of(op),
+            };
+            let what = if *fail { format!("{what} FAILS") } else { what };
+            ("outbox".into(), format!("{what}{}", fault(*f)))
         }
+        Action::ApplyPlan => ("store".into(), "apply the commit's queue plan".into()),
         Action::Expire => ("lease".into(), "lock lease expires".into()),
+        Action::Tick => ("clock".into(), "hiding leases run out".into()),
     }
 }
