@@ -1,27 +1,40 @@
 //! The runtime's behaviour one operation at a time (issue 4, SPEC section 7): bad input gets a
-//! typed error and changes nothing; the lock, the decider queue and the outbox do what the
-//! protocol needs. Each test names the rule or invariant it checks. Concurrency is checked by
-//! `tests/loom.rs` and `tests/stress.rs`.
+//! typed error and changes nothing; leases, the decider queue, task queues and the outbox do what
+//! the protocol needs. Leases and queues are store calls (SPEC section 7.2), so what the old lock
+//! table showed is checked here through the store contract (`Store::call`, `StoreState`). Each
+//! test names the rule or invariant it checks. Concurrency is checked by `tests/loom.rs` and
+//! `tests/stress.rs`; store failures by `tests/store_failures.rs`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use wfstate::runtime::{
-    Engine, EngineConfig, EngineError, InMemoryStore, LeaseHeld, LeaseToken, LockTable, NotHolder,
-    OutboxEntry, QueuedTask, Store, StoreError, Sweep,
+    AdminError, Call, CallFailed, CallKind, CommitReply, Committer, DeciderPlan, Engine,
+    EngineConfig, InMemoryStore, InspectError, Lease, LeaseToken, OutboxEntry, QueuePlan,
+    QueuedTask, Receipt, Reply, ReportError, StartError, Store, StoreFailure, StoreState, Sweep,
+    SweepError,
 };
 use wfstate::{
-    transition, AdminInput, Decision, Definition, Effect, EngineInput, NewTask, Rejection, Report,
-    ReportStatus, TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
+    transition, AdminInput, Decision, Definition, Effect, EngineInput, Input, NewTask, Rejection,
+    Report, ReportStatus, Step, TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowId,
+    WorkflowStatus,
 };
 
 fn id(name: &str) -> WorkflowId {
     WorkflowId::new(name)
 }
 
+fn definition() -> Definition {
+    Definition::new([TaskDefinition::new("fetch"), TaskDefinition::new("store")])
+}
+
 fn engine() -> Engine {
-    let definition = Definition::new([TaskDefinition::new("fetch"), TaskDefinition::new("store")]);
-    Engine::new(InMemoryStore::new(), definition)
+    Engine::new(InMemoryStore::new(), definition())
+}
+
+/// A lease token of an engine other than any the test drives: another process's operation.
+fn foreign_token() -> LeaseToken {
+    engine().token()
 }
 
 /// Started, first task scheduled and polled: RUNNING at version 2 with `fetch` IN_PROGRESS.
@@ -31,27 +44,96 @@ fn running(engine: &Engine, name: &str) -> TaskId {
         engine.sweep_once(0).unwrap(),
         Sweep::Applied { .. }
     ));
-    engine.poll_task("fetch").unwrap().expect("scheduled").task
+    engine
+        .poll_task("fetch", 0)
+        .unwrap()
+        .expect("scheduled")
+        .task
+}
+
+fn load(engine: &Engine, workflow: &WorkflowId) -> Arc<Workflow> {
+    engine.store().workflow(workflow).expect("stored")
+}
+
+fn due(engine: &Engine, workflow: &WorkflowId) -> Option<u64> {
+    engine.store().read(|state| state.decider_due(workflow))
+}
+
+fn lease(engine: &Engine, workflow: &WorkflowId) -> Option<Lease> {
+    engine.store().read(|state| state.lease(workflow))
 }
 
 /// Everything an operation could change, to compare before and after a refusal.
-fn footprint(
-    engine: &Engine,
+type Footprint = (
+    Option<Arc<Workflow>>,
+    Option<u64>,
+    usize,
+    usize,
+    Option<Lease>,
+);
+
+fn footprint(engine: &Engine, workflow: &WorkflowId) -> Footprint {
+    engine.store().read(|state| {
+        (
+            state.workflow(workflow).cloned(),
+            state.decider_due(workflow),
+            state.task_len(),
+            state.outbox_len(),
+            state.lease(workflow),
+        )
+    })
+}
+
+/// Commits `step` by hand, with the queue plan an operation of `committer` would use.
+fn commit(store: &impl Store, workflow: &WorkflowId, step: &Step, committer: Committer) -> Reply {
+    let plan = QueuePlan::of(workflow, step, committer);
+    let call = Call::Commit {
+        id: workflow,
+        step,
+        plan: &plan,
+        now_ms: 0,
+    };
+    store.call(call).expect("in memory")
+}
+
+fn acquire(
+    store: &impl Store,
     workflow: &WorkflowId,
-) -> (Option<Arc<Workflow>>, Option<u64>, usize, usize) {
-    let store = engine.store();
-    (
-        store.load(workflow).ok(),
-        store.queue_due(workflow),
-        store.task_len(),
-        store.outbox_len(),
-    )
+    token: LeaseToken,
+    lease_ms: u64,
+    now_ms: u64,
+) -> Reply {
+    let call = Call::Acquire {
+        id: workflow,
+        token,
+        lease_ms,
+        now_ms,
+    };
+    store.call(call).expect("in memory")
+}
+
+fn release(store: &impl Store, workflow: &WorkflowId, token: LeaseToken) -> Reply {
+    let call = Call::Release {
+        id: workflow,
+        token,
+    };
+    store.call(call).expect("in memory")
+}
+
+fn pop(state: &mut StoreState, token: LeaseToken, now_ms: u64, unack_ms: u64) -> Reply {
+    state.execute(Call::PopDecider {
+        token,
+        now_ms,
+        unack_ms,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bad input: typed errors, nothing changed, no lock left behind.
+// Bad input: typed errors, nothing changed, no lease left behind.
 // ---------------------------------------------------------------------------------------------
 
+/// Start is one atomic insert that also enters the decider queue: no lock is taken, and an id in
+/// use is refused with nothing changed.
 #[test]
 fn bad_input_duplicate_start_is_refused_and_changes_nothing() {
     let engine = engine();
@@ -59,43 +141,60 @@ fn bad_input_duplicate_start_is_refused_and_changes_nothing() {
     let before = footprint(&engine, &id("wf"));
     assert_eq!(
         engine.start(id("wf"), 5),
-        Err(EngineError::WorkflowExists { id: id("wf") })
+        Err(StartError::WorkflowExists { id: id("wf") })
     );
     assert_eq!(footprint(&engine, &id("wf")), before);
     assert_eq!(
-        engine.locks().lease(&id("wf")),
-        None,
-        "the lock was released"
+        engine.store().read(|state| state.leases().count()),
+        0,
+        "start takes no lease, and the sweep released its own"
     );
-    assert!(engine
-        .store()
-        .load(&id("wf"))
-        .unwrap()
-        .task(&task)
-        .is_some());
+    assert!(load(&engine, &id("wf")).task(&task).is_some());
+}
+
+/// A duplicate start is refused as a duplicate even while another operation holds the
+/// workflow's lease: start never waits for the lock (it used to report `Locked`).
+#[test]
+fn bad_input_duplicate_start_while_locked_is_still_a_duplicate() {
+    let engine = engine();
+    engine.start(id("wf"), 0).unwrap();
+    let holder = foreign_token();
+    assert!(matches!(
+        acquire(engine.store(), &id("wf"), holder, 1_000, 0),
+        Reply::Acquired(Ok(_))
+    ));
+    assert_eq!(
+        engine.start(id("wf"), 1),
+        Err(StartError::WorkflowExists { id: id("wf") })
+    );
+    assert_eq!(lease(&engine, &id("wf")).map(|l| l.holder), Some(holder));
 }
 
 #[test]
 fn bad_input_unknown_workflow_is_typed_for_every_operation() {
     let engine = engine();
     let ghost = id("ghost");
-    let unknown = Err(EngineError::UnknownWorkflow { id: ghost.clone() });
+    let admin_unknown = Err(AdminError::UnknownWorkflow { id: ghost.clone() });
     let report = Report::new("t", ReportStatus::Completed);
-    assert_eq!(engine.report(&ghost, report, 0), unknown);
-    assert_eq!(engine.terminate(&ghost, 0), unknown);
-    assert_eq!(engine.pause(&ghost, 0), unknown);
-    assert_eq!(engine.resume(&ghost, 0), unknown);
-    assert_eq!(engine.retry(&ghost, 0), unknown);
-    assert_eq!(engine.act(&ghost, EngineInput::Complete, 0), unknown);
+    assert_eq!(
+        engine.report(&ghost, report, 0),
+        Err(ReportError::UnknownWorkflow { id: ghost.clone() })
+    );
+    assert_eq!(engine.terminate(&ghost, 0), admin_unknown);
+    assert_eq!(engine.pause(&ghost, 0), admin_unknown);
+    assert_eq!(engine.resume(&ghost, 0), admin_unknown);
+    assert_eq!(engine.retry(&ghost, 0), admin_unknown);
+    assert_eq!(engine.act(&ghost, EngineInput::Complete, 0), admin_unknown);
     assert_eq!(
         engine.inspect(&ghost, 0).map(|_| ()),
-        Err(EngineError::UnknownWorkflow { id: ghost.clone() })
+        Err(InspectError::UnknownWorkflow { id: ghost.clone() })
     );
     assert!(engine.store().is_empty());
-    assert_eq!(engine.store().queue_len(), 0);
-    assert_eq!(engine.locks().lease(&ghost), None, "no lock is left behind");
+    assert_eq!(engine.store().decider_len(), 0);
+    assert_eq!(lease(&engine, &ghost), None, "no lease is left behind");
 }
 
+/// I4: a rejected report changes nothing.
 #[test]
 fn bad_input_unknown_task_is_rejected_and_changes_nothing() {
     let engine = engine();
@@ -115,55 +214,44 @@ fn bad_input_unknown_task_is_rejected_and_changes_nothing() {
     );
 }
 
-/// I4: a step computed from a version that has moved is refused by the store.
+/// I4: a step computed from a version that has moved is refused by the store's commit.
 #[test]
 fn bad_input_stale_version_is_refused_by_the_store() {
     let engine = engine();
     let task = running(&engine, "wf");
-    let store = engine.store();
-    let read = store.load(&id("wf")).unwrap();
+    let read = load(&engine, &id("wf"));
     let stale = transition(&read, &AdminInput::Pause.into()).unwrap();
     engine
         .report(&id("wf"), Report::new(task, ReportStatus::Completed), 1)
         .unwrap();
     let before = footprint(&engine, &id("wf"));
 
-    let refused = store.compare_and_swap(&id("wf"), &stale).unwrap_err();
-    assert!(refused.is_stale());
     assert_eq!(
-        refused,
-        StoreError::Rejected {
-            id: id("wf"),
-            rejection: Rejection::StaleVersion {
-                read: 2,
-                current: 3
-            },
-        }
+        commit(engine.store(), &id("wf"), &stale, Committer::Caller),
+        Reply::Committed(CommitReply::Stale { current: 3 })
     );
     assert_eq!(
         footprint(&engine, &id("wf")),
         before,
-        "nothing written, nothing owed"
+        "nothing written, nothing owed, no queue moved"
     );
 }
 
+/// I4: a step computed from another workflow at the same version (different tasks) is refused.
 #[test]
 fn bad_input_foreign_step_is_refused_by_the_store() {
     let engine = engine();
     running(&engine, "wf");
     // Same version, different tasks: a step computed from another workflow.
-    let other = Workflow::from_parts("other", WorkflowStatus::Running, 2, Vec::new()).unwrap();
-    let mut other = other;
+    let mut other = Workflow::from_parts("other", WorkflowStatus::Running, 2, Vec::new()).unwrap();
     let foreign = other
-        .advance(&EngineInput::Schedule(wfstate::NewTask::new("x", "fetch")).into())
+        .advance(&EngineInput::Schedule(NewTask::new("x", "fetch")).into())
         .unwrap();
     let before = footprint(&engine, &id("wf"));
     assert_eq!(
-        engine.store().compare_and_swap(&id("wf"), &foreign),
-        Err(StoreError::Rejected {
-            id: id("wf"),
-            rejection: Rejection::ForeignStep
-        })
+        commit(engine.store(), &id("wf"), &foreign, Committer::Caller),
+        Reply::Committed(CommitReply::Stale { current: 2 }),
+        "refused although the version matches"
     );
     assert_eq!(footprint(&engine, &id("wf")), before);
 }
@@ -174,69 +262,83 @@ fn bad_input_store_refuses_unknown_and_duplicate_workflows() {
     let workflow = Workflow::new("wf");
     let step = transition(&workflow, &AdminInput::Pause.into()).unwrap();
     assert_eq!(
-        store.compare_and_swap(&id("wf"), &step),
-        Err(StoreError::UnknownWorkflow { id: id("wf") })
+        commit(&store, &id("wf"), &step, Committer::Caller),
+        Reply::Committed(CommitReply::Unknown)
     );
-    store.insert(workflow.clone()).unwrap();
-    assert_eq!(
-        store.insert(workflow),
-        Err(StoreError::WorkflowExists { id: id("wf") })
-    );
+    let insert = Call::Insert {
+        workflow: &workflow,
+        now_ms: 0,
+    };
+    assert_eq!(store.call(insert), Ok(Reply::Inserted(true)));
+    assert_eq!(store.call(insert), Ok(Reply::Inserted(false)));
     assert_eq!(store.len(), 1);
+    assert_eq!(store.decider_len(), 1, "inserted and queued, once");
+    assert_eq!(
+        commit(&store, &id("wf"), &step, Committer::Caller),
+        Reply::Committed(CommitReply::Done(Receipt {
+            version: 1,
+            status: WorkflowStatus::Paused
+        }))
+    );
 }
 
+/// SPEC 7.2: a lease is released only by the token that holds it.
 #[test]
-fn lock_release_with_a_wrong_token_is_refused() {
-    let locks = LockTable::new();
-    let (a, b) = (LeaseToken::new(1), LeaseToken::new(2));
-    locks.acquire(&id("wf"), a, 10, 0).unwrap();
+fn lease_release_with_a_wrong_token_is_refused() {
+    let store = InMemoryStore::new();
+    let (a, b) = (foreign_token(), foreign_token());
+    assert_ne!(a, b);
+    assert!(matches!(
+        acquire(&store, &id("wf"), a, 10, 0),
+        Reply::Acquired(Ok(_))
+    ));
+    assert_eq!(release(&store, &id("wf"), b), Reply::Released(false));
     assert_eq!(
-        locks.release(&id("wf"), b),
-        Err(NotHolder {
-            id: id("wf"),
-            holder: b,
-            current: Some(a)
-        })
-    );
-    assert_eq!(
-        locks.lease(&id("wf")).map(|lease| lease.holder),
+        store.read(|state| state.lease(&id("wf"))).map(|l| l.holder),
         Some(a),
         "nothing changed"
     );
-    locks.release(&id("wf"), a).unwrap();
-    assert_eq!(
-        locks.release(&id("wf"), a),
-        Err(NotHolder {
-            id: id("wf"),
-            holder: a,
-            current: None
-        })
-    );
+    assert_eq!(release(&store, &id("wf"), a), Reply::Released(true));
+    assert_eq!(store.read(|state| state.lease(&id("wf"))), None);
+    assert_eq!(release(&store, &id("wf"), a), Reply::Released(false));
 }
 
+/// SPEC 7.2: a valid lease refuses other tokens, its holder renews it, and once expired anyone
+/// takes it over; the old holder can then no longer release it.
 #[test]
-fn lock_is_refused_while_valid_then_taken_over_after_expiry() {
-    let locks = LockTable::new();
-    let (a, b) = (LeaseToken::new(1), LeaseToken::new(2));
-    let lease = locks.acquire(&id("wf"), a, 10, 0).unwrap();
-    assert!(lease.is_valid_at(9) && !lease.is_valid_at(10));
+fn lease_is_refused_while_valid_then_taken_over_after_expiry() {
+    let store = InMemoryStore::new();
+    let (a, b) = (foreign_token(), foreign_token());
+    let Reply::Acquired(Ok(granted)) = acquire(&store, &id("wf"), a, 10, 0) else {
+        panic!("a free lease is granted");
+    };
     assert_eq!(
-        locks.acquire(&id("wf"), b, 10, 9),
-        Err(LeaseHeld {
-            id: id("wf"),
+        granted,
+        Lease {
             holder: a,
             expires_at_ms: 10
-        })
+        }
+    );
+    assert!(granted.is_valid_at(9) && !granted.is_valid_at(10));
+    assert_eq!(
+        acquire(&store, &id("wf"), b, 10, 9),
+        Reply::Acquired(Err(granted))
     );
     // The holder renews its own lease.
-    assert_eq!(
-        locks.acquire(&id("wf"), a, 10, 5).unwrap().expires_at_ms,
-        15
-    );
+    let Reply::Acquired(Ok(renewed)) = acquire(&store, &id("wf"), a, 10, 5) else {
+        panic!("the holder renews");
+    };
+    assert_eq!(renewed.expires_at_ms, 15);
     // Expired: anyone takes it over, and the old holder can no longer release it.
-    assert_eq!(locks.acquire(&id("wf"), b, 10, 15).unwrap().holder, b);
-    assert!(locks.release(&id("wf"), a).is_err());
-    assert_eq!(locks.lease(&id("wf")).unwrap().holder, b);
+    assert!(matches!(
+        acquire(&store, &id("wf"), b, 10, 15),
+        Reply::Acquired(Ok(Lease { holder, .. })) if holder == b
+    ));
+    assert_eq!(release(&store, &id("wf"), a), Reply::Released(false));
+    assert_eq!(
+        store.read(|state| state.lease(&id("wf"))).map(|l| l.holder),
+        Some(b)
+    );
 }
 
 /// SPEC section 7, I4: a holder whose lease expired cannot commit once the new holder has.
@@ -244,27 +346,30 @@ fn lock_is_refused_while_valid_then_taken_over_after_expiry() {
 fn an_expired_holder_cannot_commit() {
     let engine = engine();
     running(&engine, "wf");
-    let late = LeaseToken::new(u64::MAX);
+    let late = foreign_token();
     let lease_ms = engine.config().lease_ms;
-    engine
-        .locks()
-        .acquire(&id("wf"), late, lease_ms, 0)
-        .unwrap();
-    let read = engine.store().load(&id("wf")).unwrap();
+    assert!(matches!(
+        acquire(engine.store(), &id("wf"), late, lease_ms, 0),
+        Reply::Acquired(Ok(_))
+    ));
+    let read = load(&engine, &id("wf"));
     let pause = transition(&read, &AdminInput::Pause.into()).unwrap();
     drop(read);
 
-    // The lease runs out; an operator takes the lock over and terminates.
+    // The lease runs out; an operator takes the lease over and terminates.
     let terminated = engine.terminate(&id("wf"), lease_ms).unwrap();
     assert!(terminated.step.is_applied());
-    let refused = engine
-        .store()
-        .compare_and_swap(&id("wf"), &pause)
-        .unwrap_err();
-    assert!(refused.is_stale(), "the version fenced the late write");
-    assert!(engine.locks().release(&id("wf"), late).is_err());
     assert_eq!(
-        engine.store().load(&id("wf")).unwrap().status(),
+        commit(engine.store(), &id("wf"), &pause, Committer::Caller),
+        Reply::Committed(CommitReply::Stale { current: 3 }),
+        "the version fenced the late write"
+    );
+    assert_eq!(
+        release(engine.store(), &id("wf"), late),
+        Reply::Released(false)
+    );
+    assert_eq!(
+        load(&engine, &id("wf")).status(),
         WorkflowStatus::Terminated
     );
 }
@@ -280,13 +385,13 @@ fn d1_terminate_is_atomic_and_failing_effects_are_retried() {
     let engine = engine();
     let task = running(&engine, "wf");
     let terminated = engine.terminate(&id("wf"), 10).unwrap();
-    let committed = engine.store().load(&id("wf")).unwrap();
+    let committed = load(&engine, &id("wf"));
     assert_eq!(committed.status(), WorkflowStatus::Terminated);
     assert_eq!(committed.task(&task).unwrap().status, TaskStatus::Canceled);
-    assert_eq!(
-        engine.store().queue_due(&id("wf")),
-        None,
-        "left the decider queue"
+    assert_eq!(due(&engine, &id("wf")), None, "left the decider queue");
+    assert!(
+        !engine.store().read(|state| state.task_queued(&task)),
+        "the cancelled attempt left its task queue in the same commit"
     );
     assert_eq!(
         engine.store().outbox_len(),
@@ -297,11 +402,8 @@ fn d1_terminate_is_atomic_and_failing_effects_are_retried() {
     let mut failing = |_: &OutboxEntry| Err("index down");
     let run = engine.run_outbox(&mut failing, 10, 10);
     assert_eq!((run.performed, run.failures.len()), (0, 3));
-    assert_eq!(
-        *engine.store().load(&id("wf")).unwrap(),
-        *committed,
-        "no status changed"
-    );
+    assert_eq!(run.store_failure, None);
+    assert_eq!(*load(&engine, &id("wf")), *committed, "no status changed");
     // Claimed until 10 + claim: not taken again before.
     let claim_ms = engine.config().outbox_claim_ms;
     assert_eq!(
@@ -348,7 +450,7 @@ fn d2_duplicate_and_late_reports() {
         .unwrap()
         .step
         .is_applied());
-    let version = engine.store().load(&id("wf")).unwrap().version();
+    let version = load(&engine, &id("wf")).version();
     assert!(engine
         .report(&id("wf"), done, 2)
         .unwrap()
@@ -367,21 +469,71 @@ fn d2_duplicate_and_late_reports() {
             requested: TaskStatus::InProgress
         })
     );
-    assert_eq!(engine.store().load(&id("wf")).unwrap().version(), version);
+    assert_eq!(load(&engine, &id("wf")).version(), version);
 }
 
-/// I6a: a sweep that pops the id but misses the lock puts it back, due at once.
+/// I6a: a sweep that pops the id but misses the lease hands it back, due at once.
 #[test]
-fn i6a_a_sweep_that_misses_the_lock_puts_the_id_back() {
+fn i6a_a_sweep_that_misses_the_lease_hands_the_id_back() {
     let engine = engine();
     engine.start(id("wf"), 0).unwrap();
-    let holder = LeaseToken::new(u64::MAX);
-    engine.locks().acquire(&id("wf"), holder, 1_000, 0).unwrap();
+    let holder = foreign_token();
+    assert!(matches!(
+        acquire(engine.store(), &id("wf"), holder, 1_000, 0),
+        Reply::Acquired(Ok(_))
+    ));
     assert_eq!(engine.sweep_once(7).unwrap(), Sweep::Busy { id: id("wf") });
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(7));
-    engine.locks().release(&id("wf"), holder).unwrap();
+    assert_eq!(due(&engine, &id("wf")), Some(7));
+    assert_eq!(
+        engine.store().read(|state| state.decider_holder(&id("wf"))),
+        None,
+        "handed back: no longer leased by the sweep's pop"
+    );
+    assert_eq!(
+        lease(&engine, &id("wf")).map(|l| l.holder),
+        Some(holder),
+        "the holder's lease is untouched"
+    );
+    assert_eq!(
+        release(engine.store(), &id("wf"), holder),
+        Reply::Released(true)
+    );
     assert!(matches!(
         engine.sweep_once(7).unwrap(),
+        Sweep::Applied { .. }
+    ));
+}
+
+/// I6a: a popped entry that nobody hands back (its sweeper died after the pop) stays in the
+/// queue, hidden until the unack timeout, then is swept again.
+#[test]
+fn i6a_a_popped_entry_reappears_after_the_unack_timeout() {
+    let engine = engine();
+    engine.start(id("wf"), 0).unwrap();
+    let unack_ms = engine.config().unack_ms;
+    let sweeper = foreign_token();
+    let popped = engine
+        .store()
+        .call(Call::PopDecider {
+            token: sweeper,
+            now_ms: 0,
+            unack_ms,
+        })
+        .unwrap();
+    assert_eq!(popped, Reply::Popped(Some(id("wf"))));
+    // The sweeper dies here.
+    assert_eq!(
+        due(&engine, &id("wf")),
+        Some(unack_ms),
+        "still queued, hidden"
+    );
+    assert_eq!(
+        engine.store().read(|state| state.decider_holder(&id("wf"))),
+        Some(sweeper)
+    );
+    assert_eq!(engine.sweep_once(unack_ms - 1).unwrap(), Sweep::Empty);
+    assert!(matches!(
+        engine.sweep_once(unack_ms).unwrap(),
         Sweep::Applied { .. }
     ));
 }
@@ -391,46 +543,88 @@ fn i6a_a_sweep_that_misses_the_lock_puts_the_id_back() {
 fn i6b_queue_membership_follows_running() {
     let engine = engine();
     running(&engine, "wf");
-    let queued = |engine: &Engine| engine.store().queue_due(&id("wf")).is_some();
+    let queued = |engine: &Engine| due(engine, &id("wf")).is_some();
     assert!(queued(&engine));
     engine.pause(&id("wf"), 1).unwrap();
     assert!(!queued(&engine));
     assert!(engine.pause(&id("wf"), 1).unwrap().step.is_duplicate());
     engine.resume(&id("wf"), 2).unwrap();
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(2), "due at once");
+    assert_eq!(due(&engine, &id("wf")), Some(2), "due at once");
     engine.terminate(&id("wf"), 3).unwrap();
     assert!(!queued(&engine));
     engine.retry(&id("wf"), 4).unwrap();
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(4));
-    assert_eq!(engine.store().queue_len(), 1, "never twice");
+    assert_eq!(due(&engine, &id("wf")), Some(4));
+    assert_eq!(engine.store().decider_len(), 1, "never twice");
 }
 
 /// Popping hides an id until the unack timeout; a requeue never re-adds a removed id; the queue
 /// never holds an id twice.
 #[test]
 fn decider_queue_pop_hides_and_requeue_never_readds() {
-    let store = InMemoryStore::new();
-    store.queue_push(&id("a"), 5);
-    store.queue_push(&id("a"), 0);
-    store.queue_push(&id("b"), 0);
-    assert_eq!(store.queue_len(), 2);
-    assert_eq!(store.queue_pop(0, 100), Some(id("a")));
-    assert_eq!(store.queue_pop(0, 100), Some(id("b")));
+    let mut state = StoreState::new();
+    let token = foreign_token();
+    state.push_to_decider(&id("a"), 5);
+    state.push_to_decider(&id("a"), 0);
+    state.push_to_decider(&id("b"), 0);
+    assert_eq!(state.decider_len(), 2);
+    assert_eq!(pop(&mut state, token, 0, 100), Reply::Popped(Some(id("a"))));
+    assert_eq!(pop(&mut state, token, 0, 100), Reply::Popped(Some(id("b"))));
     assert_eq!(
-        store.queue_pop(99, 100),
-        None,
+        pop(&mut state, token, 99, 100),
+        Reply::Popped(None),
         "both hidden until their unack timeout"
     );
     assert_eq!(
-        store.queue_due(&id("a")),
+        state.decider_due(&id("a")),
         Some(100),
         "a popped id stays in the queue"
     );
-    assert_eq!(store.queue_pop(100, 100), Some(id("a")));
-    assert!(store.queue_remove(&id("a")));
-    assert!(!store.queue_requeue(&id("a"), 0));
-    assert_eq!(store.queue_len(), 1);
-    assert_eq!(store.queue_due(&id("a")), None);
+    assert_eq!(
+        pop(&mut state, token, 100, 100),
+        Reply::Popped(Some(id("a")))
+    );
+    // No workflow `a` is stored, so its entry is stale and goes.
+    assert_eq!(
+        state.execute(Call::DropIfNotRunning { id: &id("a") }),
+        Reply::Moved(true)
+    );
+    assert_eq!(
+        state.execute(Call::Requeue {
+            id: &id("a"),
+            due_ms: 0
+        }),
+        Reply::Moved(false)
+    );
+    assert_eq!(state.decider_len(), 1);
+    assert_eq!(state.decider_due(&id("a")), None);
+}
+
+/// A hand-back moves an entry only for the token whose pop leased it, and only until something
+/// else moved it (SPEC 7.2: pops are leased).
+#[test]
+fn decider_hand_back_needs_the_popping_token() {
+    let mut state = StoreState::new();
+    let (popper, other) = (foreign_token(), foreign_token());
+    state.push_to_decider(&id("a"), 0);
+    assert_eq!(
+        pop(&mut state, popper, 0, 100),
+        Reply::Popped(Some(id("a")))
+    );
+    let a = id("a");
+    let hand_back = |token| Call::HandBack {
+        id: &a,
+        token,
+        due_ms: 3,
+    };
+    assert_eq!(state.execute(hand_back(other)), Reply::Moved(false));
+    assert_eq!(state.decider_due(&id("a")), Some(100));
+    assert_eq!(state.execute(hand_back(popper)), Reply::Moved(true));
+    assert_eq!(state.decider_due(&id("a")), Some(3));
+    assert_eq!(
+        state.execute(hand_back(popper)),
+        Reply::Moved(false),
+        "handed back once: the pop's lease is over"
+    );
 }
 
 /// After `Wait` the workflow is due after the sweep delay; a report that ends a task wakes it.
@@ -443,22 +637,30 @@ fn a_report_that_ends_a_task_wakes_the_workflow() {
         engine.sweep_once(1).unwrap(),
         Sweep::Waiting { .. }
     ));
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(1 + delay));
+    assert_eq!(due(&engine, &id("wf")), Some(1 + delay));
     engine
         .report(&id("wf"), Report::new(task, ReportStatus::Completed), 2)
         .unwrap();
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(2));
+    assert_eq!(due(&engine, &id("wf")), Some(2));
 }
 
 /// SPEC section 7: a stale entry (a terminal workflow left queued) is removed by the next sweep
 /// without changing any status; an entry for an unknown workflow is removed too.
 #[test]
 fn sweep_removes_stale_and_unknown_entries_without_changing_status() {
-    let engine = engine();
     let done = Workflow::from_parts("done", WorkflowStatus::Completed, 9, Vec::new()).unwrap();
-    engine.store().insert(done.clone()).unwrap();
-    engine.store().queue_push(&id("done"), 0);
-    engine.store().queue_push(&id("ghost"), 0);
+    let mut state = StoreState::new();
+    assert_eq!(
+        state.execute(Call::Insert {
+            workflow: &done,
+            now_ms: 0
+        }),
+        Reply::Inserted(true)
+    );
+    assert_eq!(state.decider_len(), 0, "a COMPLETED insert is not queued");
+    state.push_to_decider(&id("done"), 0);
+    state.push_to_decider(&id("ghost"), 0);
+    let engine = Engine::new(InMemoryStore::from_state(state), definition());
     assert_eq!(
         engine.sweep_once(0).unwrap(),
         Sweep::Dequeued {
@@ -473,10 +675,11 @@ fn sweep_removes_stale_and_unknown_entries_without_changing_status() {
     );
     assert_eq!(engine.sweep_once(0).unwrap(), Sweep::Empty);
     // Removed, not merely hidden by the pop.
-    assert_eq!(engine.store().queue_due(&id("done")), None);
-    assert_eq!(engine.store().queue_len(), 0);
-    assert_eq!(*engine.store().load(&id("done")).unwrap(), done);
+    assert_eq!(due(&engine, &id("done")), None);
+    assert_eq!(engine.store().decider_len(), 0);
+    assert_eq!(*load(&engine, &id("done")), done);
     assert_eq!(engine.store().outbox_len(), 0);
+    assert_eq!(engine.store().read(|state| state.leases().count()), 0);
 }
 
 /// A decider that proposes an illegal input gets the core's typed rejection; the workflow stays
@@ -486,16 +689,23 @@ fn a_rejected_decision_is_typed_and_keeps_the_workflow_queued() {
     let premature = |_: &Workflow| Decision::Act(EngineInput::Complete);
     let engine = Engine::new(InMemoryStore::new(), premature);
     engine.start(id("wf"), 0).unwrap();
-    let schedule = EngineInput::Schedule(wfstate::NewTask::new("t", "fetch"));
+    let schedule = EngineInput::Schedule(NewTask::new("t", "fetch"));
     engine.act(&id("wf"), schedule, 0).unwrap();
     let result = engine.sweep_once(0);
     assert!(matches!(
-        result.unwrap_err().rejection(),
-        Some(Rejection::UnsettledTask { .. })
+        result,
+        Err(SweepError::Rejected {
+            rejection: Rejection::UnsettledTask { .. },
+            ..
+        })
     ));
     let delay = engine.config().sweep_delay_ms;
-    assert_eq!(engine.store().queue_due(&id("wf")), Some(delay));
-    assert_eq!(engine.store().load(&id("wf")).unwrap().version(), 1);
+    assert_eq!(
+        engine.store().read(|s| s.decider_due(&id("wf"))),
+        Some(delay)
+    );
+    assert_eq!(engine.store().workflow(&id("wf")).unwrap().version(), 1);
+    assert_eq!(engine.store().read(|state| state.leases().count()), 0);
 }
 
 /// Poll hands out SCHEDULED attempts as IN_PROGRESS and drops entries whose attempt ended.
@@ -513,59 +723,176 @@ fn poll_starts_tasks_and_drops_stale_entries() {
         0,
         "cancelling a SCHEDULED attempt dequeues it"
     );
-    // An entry that outlived its attempt (pushed again by hand) is dropped by the poll.
-    engine.store().task_push(QueuedTask {
-        workflow: id("wf"),
-        task,
-        reference_name: "fetch".into(),
+
+    // An entry that outlived its attempt: a cancel committed by hand without its queue effects.
+    let engine = self::engine();
+    engine.start(id("other"), 2).unwrap();
+    assert!(matches!(
+        engine.sweep_once(2).unwrap(),
+        Sweep::Applied { .. }
+    ));
+    let stale = TaskId::attempt(&id("other"), "fetch", 0);
+    let read = load(&engine, &id("other"));
+    let cancel = transition(
+        &read,
+        &Input::from(EngineInput::CancelTask {
+            task: stale.clone(),
+        }),
+    )
+    .unwrap();
+    let plan = QueuePlan {
+        decider: DeciderPlan::Keep,
+        remove_tasks: Vec::new(),
+        push_tasks: Vec::new(),
+    };
+    let committed = engine.store().call(Call::Commit {
+        id: &id("other"),
+        step: &cancel,
+        plan: &plan,
+        now_ms: 3,
     });
-    assert_eq!(engine.poll_task("fetch"), Ok(None));
-    assert_eq!(engine.poll_task("unknown-queue"), Ok(None));
+    assert!(matches!(
+        committed,
+        Ok(Reply::Committed(CommitReply::Done(_)))
+    ));
+    assert!(engine.store().read(|state| state.task_queued(&stale)));
+    let version = load(&engine, &id("other")).version();
+
+    assert_eq!(engine.poll_task("fetch", 3), Ok(None));
+    assert!(
+        !engine.store().read(|state| state.task_queued(&stale)),
+        "the stale entry was dropped, not merely hidden"
+    );
+    assert_eq!(
+        load(&engine, &id("other")).version(),
+        version,
+        "dropping changes no workflow"
+    );
+    assert_eq!(engine.poll_task("unknown-queue", 3), Ok(None));
+}
+
+/// SPEC 7.2, leased polls: a polled attempt's entry stays in its queue, hidden for
+/// `task_visibility_ms`, until the attempt ends; an IN_PROGRESS attempt whose entry reappears is
+/// handed out again, marked `redelivered` (its first worker may have died). The workflow is not
+/// changed by the redelivery.
+#[test]
+fn a_polled_attempt_stays_queued_and_is_redelivered_after_the_visibility_timeout() {
+    let engine = engine();
+    engine.start(id("wf"), 0).unwrap();
+    engine.sweep_once(0).unwrap();
+    let visibility_ms = engine.config().task_visibility_ms;
+    let polled = engine.poll_task("fetch", 0).unwrap().expect("scheduled");
+    assert!(!polled.redelivered);
+    assert_eq!(polled.reference_name, "fetch");
+    let started = load(&engine, &id("wf"));
+    assert_eq!(
+        started.task(&polled.task).unwrap().status,
+        TaskStatus::InProgress
+    );
+    assert!(
+        engine.store().read(|state| state.task_queued(&polled.task)),
+        "the entry stays queued while the attempt runs"
+    );
+    assert_eq!(
+        engine.poll_task("fetch", visibility_ms - 1),
+        Ok(None),
+        "hidden"
+    );
+
+    let again = engine
+        .poll_task("fetch", visibility_ms)
+        .unwrap()
+        .expect("reappears after the visibility timeout");
+    assert_eq!(again.task, polled.task);
+    assert!(again.redelivered);
+    assert_eq!(
+        *load(&engine, &id("wf")),
+        *started,
+        "a redelivery changes nothing"
+    );
+    assert_eq!(
+        engine.poll_task("fetch", visibility_ms),
+        Ok(None),
+        "hidden again"
+    );
+
+    // Either worker's report ends the attempt; its entry leaves the queue in the same commit.
+    let done = Report::new(polled.task.clone(), ReportStatus::Completed);
+    assert!(engine
+        .report(&id("wf"), done, visibility_ms)
+        .unwrap()
+        .step
+        .is_applied());
+    assert!(!engine.store().read(|state| state.task_queued(&polled.task)));
+    assert_eq!(engine.poll_task("fetch", 3 * visibility_ms), Ok(None));
 }
 
 #[test]
-fn inspect_is_refused_while_another_operation_holds_the_lock() {
+fn inspect_and_admin_are_refused_while_another_operation_holds_the_lease() {
     let engine = engine();
     engine.start(id("wf"), 0).unwrap();
-    let holder = LeaseToken::new(u64::MAX);
-    engine.locks().acquire(&id("wf"), holder, 10, 0).unwrap();
+    let holder = foreign_token();
     assert!(matches!(
+        acquire(engine.store(), &id("wf"), holder, 10, 0),
+        Reply::Acquired(Ok(_))
+    ));
+    assert_eq!(
         engine.inspect(&id("wf"), 5),
-        Err(EngineError::Locked {
+        Err(InspectError::Locked {
+            id: id("wf"),
+            holder,
             expires_at_ms: 10,
-            ..
         })
-    ));
-    assert!(matches!(
+    );
+    assert_eq!(
         engine.terminate(&id("wf"), 5),
-        Err(EngineError::Locked { .. })
-    ));
+        Err(AdminError::Locked {
+            id: id("wf"),
+            holder,
+            expires_at_ms: 10,
+        })
+    );
+    assert_eq!(
+        lease(&engine, &id("wf")).map(|l| l.holder),
+        Some(holder),
+        "a refused operation does not release another's lease"
+    );
     let view = engine.inspect(&id("wf"), 10).unwrap();
     assert_eq!(view.queue_violation(), None);
+    assert_eq!(view.workflow.status(), WorkflowStatus::Running);
 }
 
 #[test]
 fn error_messages_carry_their_context() {
+    let holder = foreign_token();
+    let failed = CallFailed {
+        call: CallKind::Commit,
+        failure: StoreFailure::ambiguous("timeout"),
+    };
     let cases = [
         (
-            EngineError::Locked {
+            AdminError::Locked {
                 id: id("wf"),
-                holder: LeaseToken::new(3),
+                holder,
                 expires_at_ms: 40,
             }
             .to_string(),
-            "workflow wf is locked by holder #3 until 40 ms",
+            format!(
+                "workflow wf is locked by holder {:x}#{} until 40 ms",
+                holder.owner(),
+                holder.serial()
+            ),
         ),
         (
-            EngineError::Contention {
+            ReportError::Contention {
                 id: id("wf"),
                 attempts: 16,
             }
             .to_string(),
-            "workflow wf: 16 compare-and-swap attempts all conflicted",
+            "workflow wf: 16 compare-and-swap attempts all conflicted".into(),
         ),
         (
-            StoreError::Rejected {
+            ReportError::Rejected {
                 id: id("wf"),
                 rejection: Rejection::StaleVersion {
                     read: 2,
@@ -573,21 +900,39 @@ fn error_messages_carry_their_context() {
                 },
             }
             .to_string(),
-            "workflow wf: stale version: step read 2, workflow is at 3",
+            "workflow wf: stale version: step read 2, workflow is at 3".into(),
         ),
         (
-            NotHolder {
-                id: id("wf"),
-                holder: LeaseToken::new(1),
-                current: None,
-            }
-            .to_string(),
-            "holder #1 does not hold the lock on workflow wf",
+            StartError::WorkflowExists { id: id("wf") }.to_string(),
+            "workflow wf already exists".into(),
+        ),
+        (
+            SweepError::Store(failed.clone()).to_string(),
+            "store call commit failed: the call may have happened, its answer was lost: timeout"
+                .into(),
+        ),
+        (
+            StoreFailure::not_done("refused").to_string(),
+            "the call did not happen: refused".into(),
+        ),
+        (
+            StoreFailure::unavailable("connection refused").to_string(),
+            "the store is unavailable: connection refused".into(),
         ),
     ];
     for (message, expected) in cases {
         assert_eq!(message, expected);
     }
+    assert!(failed.is_ambiguous());
+    assert!(!CallFailed {
+        call: CallKind::Load,
+        failure: StoreFailure::unavailable("down"),
+    }
+    .is_ambiguous());
+    assert_eq!(
+        SweepError::Store(failed.clone()).store_failure(),
+        Some(&failed)
+    );
 }
 
 /// The engine is shared between threads by reference: it must stay `Send + Sync`.
@@ -596,7 +941,9 @@ fn the_engine_can_be_shared_between_threads() {
     fn shareable<T: Send + Sync>() {}
     shareable::<Engine>();
     shareable::<Engine<InMemoryStore, fn(&Workflow) -> Decision>>();
-    shareable::<LockTable>();
+    shareable::<Engine<Arc<InMemoryStore>>>();
+    shareable::<InMemoryStore>();
+    shareable::<StoreState>();
 }
 
 /// A status-only step (pause) computed from one workflow must not apply to another workflow that
@@ -606,18 +953,16 @@ fn a_step_from_another_workflow_with_the_same_version_is_refused() {
     let engine = engine();
     engine.start(id("a"), 0).unwrap();
     engine.start(id("b"), 0).unwrap();
-    let a = engine.store().load(&id("a")).unwrap();
+    let a = load(&engine, &id("a"));
     let pause_a = transition(&a, &AdminInput::Pause.into()).unwrap();
     drop(a);
-    let refused = engine.store().compare_and_swap(&id("b"), &pause_a);
+    let refused = commit(engine.store(), &id("b"), &pause_a, Committer::Caller);
     assert!(
-        refused.is_err(),
+        !matches!(refused, Reply::Committed(CommitReply::Done(_))),
         "a step of workflow a was applied to workflow b"
     );
-    assert_eq!(
-        engine.store().load(&id("b")).unwrap().status(),
-        WorkflowStatus::Running
-    );
+    assert_eq!(load(&engine, &id("b")).status(), WorkflowStatus::Running);
+    assert_eq!(due(&engine, &id("b")), Some(0), "b's queue entry untouched");
 }
 
 /// I6 as an inspection reports it, on views built by hand (the engine never produces the bad
@@ -659,31 +1004,47 @@ fn the_engine_keeps_its_settings() {
     let mut config = EngineConfig::default();
     config.lease_ms = 7;
     config.sweep_delay_ms = 11;
+    config.task_visibility_ms = 13;
     let engine = Engine::with_config(InMemoryStore::new(), Definition::new([]), config.clone());
     assert_eq!(engine.config(), &config);
     assert_ne!(engine.config(), &EngineConfig::default());
+    config.max_attempts = 0;
+    assert_eq!(config.attempts(), 1, "at least one attempt");
 }
 
+/// SPEC 7.2: lease tokens are unique across processes: one engine draws increasing serials under
+/// one instance id; another engine draws another instance id.
 #[test]
-fn lease_tokens_carry_their_value() {
-    for value in [0, 2, u64::MAX] {
-        assert_eq!(LeaseToken::new(value).get(), value);
-        assert_eq!(LeaseToken::new(value).to_string(), format!("#{value}"));
-    }
+fn lease_tokens_are_unique_per_engine_and_across_engines() {
+    let (one, two) = (engine(), engine());
+    let (a, b) = (one.token(), one.token());
+    assert_eq!(a.owner(), b.owner());
+    assert!(b.serial() > a.serial());
+    assert_ne!(a, b);
+    let c = two.token();
+    assert_ne!(c.owner(), a.owner(), "two engines, two instance ids");
+    assert_eq!(a.to_string(), format!("{:x}#{}", a.owner(), a.serial()));
 }
 
 /// A requeue takes a fresh place in the queue: two workflows due at the same time are both
 /// popped, in the order they became due there.
 #[test]
 fn requeued_entries_never_overwrite_another() {
-    let store = InMemoryStore::new();
-    store.queue_push(&id("a"), 0);
-    store.queue_push(&id("b"), 7);
-    assert!(store.queue_requeue(&id("a"), 7));
-    assert_eq!(store.queue_len(), 2);
-    assert_eq!(store.queue_pop(7, 100), Some(id("b")));
-    assert_eq!(store.queue_pop(7, 100), Some(id("a")));
-    assert_eq!(store.queue_pop(7, 100), None);
+    let mut state = StoreState::new();
+    let token = foreign_token();
+    state.push_to_decider(&id("a"), 0);
+    state.push_to_decider(&id("b"), 7);
+    assert_eq!(
+        state.execute(Call::Requeue {
+            id: &id("a"),
+            due_ms: 7
+        }),
+        Reply::Moved(true)
+    );
+    assert_eq!(state.decider_len(), 2);
+    assert_eq!(pop(&mut state, token, 7, 100), Reply::Popped(Some(id("b"))));
+    assert_eq!(pop(&mut state, token, 7, 100), Reply::Popped(Some(id("a"))));
+    assert_eq!(pop(&mut state, token, 7, 100), Reply::Popped(None));
 }
 
 /// A retry that re-attempts several failed tasks queues each new attempt under its own reference
@@ -700,19 +1061,23 @@ fn retried_attempts_wait_in_their_own_task_queues() {
     }
     assert_eq!(engine.store().task_len(), 2);
     for reference in ["fetch", "store"] {
-        let polled = engine.poll_task(reference).unwrap().expect("scheduled");
+        let polled = engine.poll_task(reference, 0).unwrap().expect("scheduled");
         engine
             .report(&id("wf"), Report::new(polled.task, ReportStatus::Failed), 0)
             .unwrap();
     }
-    assert_eq!(engine.store().task_len(), 0);
+    assert_eq!(
+        engine.store().task_len(),
+        0,
+        "an attempt's entry leaves with its terminal report"
+    );
     engine.act(&id("wf"), EngineInput::Fail, 0).unwrap();
     engine.retry(&id("wf"), 0).unwrap();
     assert_eq!(engine.store().task_len(), 2);
     for reference in ["fetch", "store"] {
-        let polled = engine.poll_task(reference).unwrap().expect("retried");
+        let polled = engine.poll_task(reference, 0).unwrap().expect("retried");
         assert_eq!(polled.reference_name, reference);
-        let workflow = engine.store().load(&id("wf")).unwrap();
+        let workflow = load(&engine, &id("wf"));
         let attempt = workflow.task(&polled.task).expect("its attempt");
         assert_eq!(
             (attempt.reference_name.as_str(), attempt.retry_count),
@@ -725,9 +1090,15 @@ fn retried_attempts_wait_in_their_own_task_queues() {
 fn the_store_counts_its_workflows() {
     let store = InMemoryStore::new();
     assert!(store.is_empty());
-    store.insert(Workflow::new("wf")).unwrap();
+    let workflow = Workflow::new("wf");
+    let inserted = store.call(Call::Insert {
+        workflow: &workflow,
+        now_ms: 0,
+    });
+    assert_eq!(inserted, Ok(Reply::Inserted(true)));
     assert_eq!(store.len(), 1);
     assert!(!store.is_empty());
+    assert_eq!(store.snapshot().workflow_count(), 1);
 }
 
 /// A custom decider's `Idle` on a RUNNING workflow, or a decision that is already true (a
@@ -745,7 +1116,7 @@ fn idle_or_duplicate_decisions_on_a_running_workflow_wait() {
         }
     );
     let delay = idle.config().sweep_delay_ms;
-    assert_eq!(idle.store().queue_due(&id("wf")), Some(delay));
+    assert_eq!(idle.store().read(|s| s.decider_due(&id("wf"))), Some(delay));
 
     // Always the same schedule: the first sweep commits it, the second finds it a duplicate.
     let same = Engine::new(InMemoryStore::new(), |_: &Workflow| {
@@ -760,33 +1131,117 @@ fn idle_or_duplicate_decisions_on_a_running_workflow_wait() {
             conflicts: 0
         }
     );
-    assert_eq!(same.store().load(&id("wf")).unwrap().version(), 1);
-    assert_eq!(same.store().queue_due(&id("wf")), Some(delay));
+    assert_eq!(same.store().workflow(&id("wf")).unwrap().version(), 1);
+    assert_eq!(same.store().read(|s| s.decider_due(&id("wf"))), Some(delay));
 }
 
+/// The task-queue and outbox calls of the contract report what they did: a poll leases an
+/// entry (hidden, then visible again), a drop removes it once; outbox entries carry the version
+/// that owed them, are claimed while taken, and leave only when acknowledged.
 #[test]
 fn task_queue_and_outbox_calls_report_what_they_did() {
-    let store = InMemoryStore::new();
+    let mut state = StoreState::new();
+    let workflow = Workflow::new("wf");
+    state.execute(Call::Insert {
+        workflow: &workflow,
+        now_ms: 0,
+    });
+    let schedule = transition(
+        &workflow,
+        &Input::from(EngineInput::Schedule(NewTask::new("x", "fetch"))),
+    )
+    .unwrap();
+    let plan = QueuePlan::of(&id("wf"), &schedule, Committer::Caller);
     let queued = QueuedTask {
         workflow: id("wf"),
         task: TaskId::new("x"),
         reference_name: "fetch".into(),
     };
-    store.task_push(queued.clone());
-    assert_eq!(store.task_len(), 1);
-    assert!(store.task_remove(&queued.task));
-    assert!(!store.task_remove(&queued.task));
-    assert_eq!(store.task_len(), 0);
-    assert_eq!(store.task_poll("fetch"), None);
+    assert_eq!(plan.push_tasks, std::slice::from_ref(&queued));
+    assert!(matches!(
+        state.execute(Call::Commit {
+            id: &id("wf"),
+            step: &schedule,
+            plan: &plan,
+            now_ms: 0
+        }),
+        Reply::Committed(CommitReply::Done(_))
+    ));
+    assert_eq!(state.task_len(), 1);
+    let poll = |now_ms| Call::PollTask {
+        reference_name: "fetch",
+        now_ms,
+        visibility_ms: 10,
+    };
+    assert_eq!(state.execute(poll(0)), Reply::Task(Some(queued.clone())));
+    assert_eq!(state.execute(poll(9)), Reply::Task(None), "hidden");
+    assert_eq!(state.execute(poll(10)), Reply::Task(Some(queued.clone())));
+    assert!(state.task_queued(&queued.task));
+    let drop_task = Call::DropTask { task: &queued.task };
+    assert_eq!(state.execute(drop_task), Reply::Moved(true));
+    assert_eq!(state.execute(drop_task), Reply::Moved(false));
+    assert_eq!(state.task_len(), 0);
+    assert_eq!(state.execute(poll(100)), Reply::Task(None));
 
-    store.outbox_append(&id("wf"), 4, &[Effect::Archive, Effect::Archive]);
-    assert_eq!(store.outbox_len(), 2);
-    let taken = store.outbox_take(0, 10, 8);
+    let stored = state.workflow(&id("wf")).unwrap().clone();
+    let terminate = transition(&stored, &AdminInput::Terminate.into()).unwrap();
+    let plan = QueuePlan::of(&id("wf"), &terminate, Committer::Caller);
+    state.execute(Call::Commit {
+        id: &id("wf"),
+        step: &terminate,
+        plan: &plan,
+        now_ms: 0,
+    });
+    let owed: Vec<(u64, Effect)> = state
+        .owed()
+        .map(|(workflow, version, effect)| {
+            assert_eq!(workflow, &id("wf"));
+            (version, effect.clone())
+        })
+        .collect();
+    assert_eq!(
+        owed,
+        [
+            (
+                2,
+                Effect::NotifyListeners {
+                    status: WorkflowStatus::Terminated
+                }
+            ),
+            (2, Effect::Archive)
+        ],
+        "a SCHEDULED attempt has no running worker to stop"
+    );
+    let take = |now_ms| Call::TakeOutbox {
+        now_ms,
+        claim_ms: 10,
+        max: 8,
+    };
+    let Reply::Outbox(taken) = state.execute(take(0)) else {
+        panic!("an outbox reply");
+    };
     assert_eq!(
         taken
             .iter()
-            .map(|entry| (entry.version, &entry.effect))
+            .map(|entry| (entry.version, entry.effect.clone(), entry.attempts))
             .collect::<Vec<_>>(),
-        [(4, &Effect::Archive), (4, &Effect::Archive)]
+        owed.iter()
+            .map(|(version, effect)| (*version, effect.clone(), 1))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(state.execute(take(9)), Reply::Outbox(Vec::new()), "claimed");
+    let ack = Call::AckOutbox {
+        sequence: taken[0].sequence,
+    };
+    assert_eq!(state.execute(ack), Reply::Moved(true));
+    assert_eq!(state.execute(ack), Reply::Moved(false));
+    assert_eq!(state.outbox_len(), 1, "the unacknowledged entry stays");
+    let Reply::Outbox(again) = state.execute(take(10)) else {
+        panic!("an outbox reply");
+    };
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].sequence, again[0].attempts),
+        (taken[1].sequence, 2)
     );
 }

@@ -3,12 +3,17 @@
 //! pause, resume, retry, starts (some duplicate), inspections and outbox runs through a handler
 //! that fails 30% of the time.
 //!
+//! Polls are leased: a polled attempt's entry stays queued, hidden for a short
+//! `task_visibility_ms`, so attempts a worker holds long are handed out again (`redelivered`) and
+//! two workers may report the same attempt.
+//!
 //! Checked continuously: I1–I3 on every inspected state, I6a and I6b on every inspection (taken
-//! under the lock; no lease expires here), versions never go back, a terminal task never
+//! under the lease; no lease expires here), versions never go back, a terminal task never
 //! changes (I3). Every commit is also pair-checked (I3–I5) by the core's debug assertions in
 //! `Workflow::apply`, which panic (and fail this test) on a violation. At the end every workflow is
-//! driven to a terminal status (no lost wake-up, I6a), the outbox is drained through the same
-//! failing handler, and every post-commit effect owed by a commit must have been performed (I7).
+//! driven to a terminal status (no lost wake-up, I6a), no task entry, decider entry or lease is
+//! left, the outbox is drained through the same failing handler, and every post-commit effect
+//! owed by a commit must have been performed (I7).
 //!
 //! Bounded to well under a few seconds in `cargo test`. A longer run (operations per thread):
 //! `WFSTATE_STRESS_OPS=5000000 cargo test --test stress -- --nocapture`, without `--release`, so
@@ -20,7 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use wfstate::runtime::{
-    Applied, Engine, EngineConfig, EngineError, InMemoryStore, OutboxEntry, Polled, Store, Sweep,
+    AdminError, Applied, Engine, EngineConfig, InMemoryStore, InspectError, OutboxEntry, PollError,
+    Polled, ReportError, StartError, Sweep, SweepError,
 };
 use wfstate::{
     check, Definition, Effect, Phase, Rejection, Report, ReportStatus, TaskDefinition, TaskStatus,
@@ -65,6 +71,38 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 type Owed = (WorkflowId, u64, Effect);
 
+/// Why a report or an admin input was refused, as far as this test tells them apart: each
+/// operation has its own error type, and only these refusals are expected here (no store call
+/// ever fails in memory).
+#[derive(Debug)]
+enum Refusal {
+    Rejected,
+    Locked,
+    Contention,
+    Unexpected(String),
+}
+
+impl From<ReportError> for Refusal {
+    fn from(error: ReportError) -> Self {
+        match error {
+            ReportError::Rejected { .. } => Refusal::Rejected,
+            ReportError::Contention { .. } => Refusal::Contention,
+            other => Refusal::Unexpected(other.to_string()),
+        }
+    }
+}
+
+impl From<AdminError> for Refusal {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Rejected { .. } => Refusal::Rejected,
+            AdminError::Locked { .. } => Refusal::Locked,
+            AdminError::Contention { .. } => Refusal::Contention,
+            other => Refusal::Unexpected(other.to_string()),
+        }
+    }
+}
+
 /// Everything the threads share.
 struct World {
     engine: Engine,
@@ -90,6 +128,8 @@ impl World {
         config.lease_ms = u64::MAX / 4;
         config.sweep_delay_ms = 20;
         config.unack_ms = 500;
+        // Short, so polled attempts held long by a worker are handed out again (redelivered).
+        config.task_visibility_ms = 300;
         config.outbox_claim_ms = 50;
         let world = World {
             engine: Engine::with_config(InMemoryStore::new(), definition, config),
@@ -122,9 +162,9 @@ impl World {
     fn start(&self, id: WorkflowId) {
         match self.engine.start(id.clone(), self.now()) {
             Ok(()) => self.ids.lock().unwrap().push(id),
-            Err(EngineError::WorkflowExists { .. }) => self.count("start: duplicate refused"),
-            // A duplicate start can find the existing workflow locked by a sweep.
-            Err(EngineError::Locked { .. }) => self.count("locked"),
+            // One atomic insert, no lock: a duplicate is refused as such even while a sweep
+            // holds the existing workflow's lease.
+            Err(StartError::WorkflowExists { .. }) => self.count("start: duplicate refused"),
             Err(other) => self.violation(format!("start {id}: {other}")),
         }
     }
@@ -155,17 +195,24 @@ impl World {
     }
 
     /// The outcome of an operation: commits owe effects; refusals must be typed and expected.
-    fn settle(&self, what: &'static str, id: &WorkflowId, result: Result<Applied, EngineError>) {
-        match result {
+    fn settle<E: Into<Refusal>>(
+        &self,
+        what: &'static str,
+        id: &WorkflowId,
+        result: Result<Applied, E>,
+    ) {
+        match result.map_err(Into::into) {
             Ok(applied) if applied.step.is_applied() => {
                 self.owe(id, &applied);
                 self.count(what);
             }
             Ok(_) => self.count("duplicate or progress"),
-            Err(EngineError::Rejected { .. }) => self.count("rejected (typed)"),
-            Err(EngineError::Locked { .. }) => self.count("locked"),
-            Err(EngineError::Contention { .. }) => self.count("contention"),
-            Err(other) => self.violation(format!("{what} on {id}: unexpected {other}")),
+            Err(Refusal::Rejected) => self.count("rejected (typed)"),
+            Err(Refusal::Locked) => self.count("locked"),
+            Err(Refusal::Contention) => self.count("contention"),
+            Err(Refusal::Unexpected(other)) => {
+                self.violation(format!("{what} on {id}: unexpected {other}"))
+            }
         }
     }
 }
@@ -215,20 +262,26 @@ impl Worker<'_> {
             }
             Ok(Sweep::Busy { .. }) => self.world.count("sweep: busy, put back"),
             Ok(_) => self.world.count("sweep: other"),
-            Err(EngineError::Contention { .. }) => self.world.count("contention"),
+            Err(SweepError::Contention { .. }) => self.world.count("contention"),
             Err(other) => self.world.violation(format!("sweep: unexpected {other}")),
         }
     }
 
     fn poll(&mut self) {
         let reference = REFERENCES[self.rng.below(REFERENCES.len())];
-        match self.world.engine.poll_task(reference) {
+        match self.world.engine.poll_task(reference, self.world.now()) {
             Ok(Some(polled)) => {
-                self.world.count("poll: task started");
+                // A redelivery: an earlier poller still holds the attempt (or died with it);
+                // both may report, one wins and the other is a duplicate or a typed rejection.
+                self.world.count(if polled.redelivered {
+                    "poll: IN_PROGRESS attempt redelivered"
+                } else {
+                    "poll: task started"
+                });
                 self.in_hand.push(polled);
             }
             Ok(None) => {}
-            Err(EngineError::Contention { .. }) => self.world.count("contention"),
+            Err(PollError::Contention { .. }) => self.world.count("contention"),
             Err(other) => self.world.violation(format!("poll: unexpected {other}")),
         }
     }
@@ -278,7 +331,7 @@ impl Worker<'_> {
     fn send(&mut self, id: &WorkflowId, report: Report, what: &'static str) {
         let repeat = report.status;
         let result = self.world.engine.report(id, report, self.world.now());
-        if let Err(EngineError::Rejected {
+        if let Err(ReportError::Rejected {
             rejection: Rejection::TaskAlreadyTerminal { current, .. },
             ..
         }) = &result
@@ -295,7 +348,7 @@ impl Worker<'_> {
     fn admin(
         &mut self,
         what: &'static str,
-        op: fn(&Engine, &WorkflowId, u64) -> Result<Applied, EngineError>,
+        op: fn(&Engine, &WorkflowId, u64) -> Result<Applied, AdminError>,
     ) {
         let id = self.world.random_id(&mut self.rng);
         let result = op(&self.world.engine, &id, self.world.now());
@@ -322,7 +375,7 @@ impl Worker<'_> {
                     monotonic(self.world, &before, &view.workflow);
                 }
             }
-            Err(EngineError::Locked { .. }) => self.world.count("locked"),
+            Err(InspectError::Locked { .. }) => self.world.count("locked"),
             Err(other) => self
                 .world
                 .violation(format!("inspect {id}: unexpected {other}")),
@@ -389,7 +442,7 @@ fn finish(world: &World, in_hand: Vec<Polled>) {
         );
         let mut live = 0;
         for id in &ids {
-            let workflow = engine.store().load(id).expect("known workflow");
+            let workflow = engine.store().workflow(id).expect("known workflow");
             if workflow.status() == WorkflowStatus::Paused {
                 let result = engine.resume(id, world.now());
                 world.settle("resume", id, result);
@@ -406,7 +459,7 @@ fn finish(world: &World, in_hand: Vec<Polled>) {
         if live == 0 {
             break;
         }
-        // Let every delay and unack timeout run out, then sweep until nothing is due.
+        // Let every delay, unack and visibility timeout run out, then sweep until nothing is due.
         world.clock.fetch_add(1_000, Ordering::Relaxed);
         let mut worker = Worker {
             world,
@@ -450,12 +503,27 @@ fn finish(world: &World, in_hand: Vec<Polled>) {
             world.violation(format!("{id} at the end: not settled"));
         }
     }
+    // Every attempt ended, so its task-queue entry left with it (polls lease entries, never
+    // remove them); no operation is in flight, so no lease is held.
+    let (tasks, queued, leases) = engine.store().read(|state| {
+        (
+            state.task_len(),
+            state.decider_len(),
+            state.leases().count(),
+        )
+    });
+    if (tasks, queued, leases) != (0, 0, 0) {
+        world.violation(format!(
+            "at the end: {tasks} task entries, {queued} decider entries, {leases} leases left"
+        ));
+    }
     drain_outbox(world, &mut rng);
 }
 
 impl Worker<'_> {
     fn poll_named(&mut self, reference: &str) {
-        while let Ok(Some(polled)) = self.world.engine.poll_task(reference) {
+        // Each poll hides what it hands out, so this ends.
+        while let Ok(Some(polled)) = self.world.engine.poll_task(reference, self.world.now()) {
             self.in_hand.push(polled);
         }
     }
@@ -548,6 +616,7 @@ fn stress_random_operations_keep_every_invariant() {
     for path in [
         "sweep: decision committed",
         "poll: task started",
+        "poll: IN_PROGRESS attempt redelivered",
         "report: applied",
         "rejected (typed)",
         "duplicate or progress",
