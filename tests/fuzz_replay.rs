@@ -107,6 +107,14 @@ fn runtime_ops_inputs_replay() {
         total.handler_failures > 0 && total.effects > 0 && total.terminal > 0,
         "{total:?}"
     );
+    // Store failures of every kind the target injects: a call refused, a reply lost (a commit
+    // among them: it took effect, the operation returned an error), and a lease left by a failed
+    // release that locked a later operation out.
+    assert!(
+        total.store_failures > 0 && total.lost_replies > 0 && total.lost_commits > 0,
+        "{total:?}"
+    );
+    assert!(total.leftover_leases > 0, "{total:?}");
 }
 
 /// Every file under `dir`, recursively, in path order.
