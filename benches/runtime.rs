@@ -15,10 +15,16 @@
 //!   with a no-op handler, and counted in the time).
 //! - `baseline`: Conductor's model without wfstate's validation: a `Mutex<HashMap>` of workflows
 //!   whose statuses are written blind (no transition check, no version, no effects, no outbox),
-//!   with the same infrastructure as `validated`: the sweeper pops from the same decider queue and
-//!   holds the same lease lock while it decides (as Conductor's sweeper does), workers poll the
-//!   same task queues (`InMemoryStore`'s queues, `LockTable`). The difference between the two is
-//!   what validation costs. The target (validated ≥ half the baseline) is measured against it.
+//!   with the same infrastructure as `validated`, reached through the same store calls: a
+//!   `StoreState` (the state `InMemoryStore` wraps) behind one mutex, each call one critical
+//!   section as in `InMemoryStore`. The sweeper pops with `Call::PopDecider` and holds the lease
+//!   (`Call::Acquire` / `Call::Release`) while it decides, as Conductor's sweeper does; workers
+//!   poll with `Call::PollTask`. Its queue writes (enter the decider queue at start, push a
+//!   scheduled task, leave or wake the decider queue, drop an ended attempt) are
+//!   `StoreState::push_to_decider` and `StoreState::apply_plan` with a plan it writes itself:
+//!   the contract has no call that writes a queue without a validated commit, which is the point
+//!   of the contract. The difference between the two is what validation costs. The target
+//!   (validated ≥ half the baseline) is measured against it.
 //! - `bare`: for reference only, the least a blind engine can do: the same map, a `VecDeque`
 //!   decider queue without due times or deduplication, `VecDeque` task queues, no lock.
 //!
@@ -31,13 +37,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wfstate::runtime::{
-    Engine, EngineConfig, InMemoryStore, LeaseToken, LockTable, OutboxEntry, QueuedTask, Store,
-    Sweep,
+    Call, DeciderPlan, Engine, EngineConfig, InMemoryStore, OutboxEntry, QueuePlan, QueuedTask,
+    Reply, StoreState, Sweep,
 };
 use wfstate::{
     Definition, Report, ReportStatus, Task, TaskDefinition, TaskId, TaskStatus, WorkflowId,
@@ -86,7 +91,7 @@ impl Runtime for Validated {
     }
 
     fn poll(&self, reference: &str) -> Option<(WorkflowId, TaskId)> {
-        let polled = self.0.poll_task(reference).ok()??;
+        let polled = self.0.poll_task(reference, NOW_MS).ok()??;
         Some((polled.workflow, polled.task))
     }
 
@@ -183,63 +188,108 @@ fn blind_decide(workflow: &BlindWorkflow) -> Blind {
     Blind::Complete
 }
 
-/// Blind writes over the runtime's own queues and lock table.
+/// Blind writes over the runtime's own store state: its decider queue, leases and task queues.
 struct Baseline {
     workflows: BlindWorkflows,
-    queues: InMemoryStore,
-    locks: LockTable,
-    tokens: AtomicU64,
+    store: Mutex<StoreState>,
+    /// Only a source of lease tokens (`LeaseToken` has no public constructor): its `token()` is
+    /// the one atomic increment the validated engine pays per locked operation.
+    tokens: Engine,
 }
 
 impl Baseline {
     fn new() -> Self {
+        let definition = Definition::new(REFERENCES.map(TaskDefinition::new));
         Baseline {
             workflows: BlindWorkflows::default(),
-            queues: InMemoryStore::new(),
-            locks: LockTable::new(),
-            tokens: AtomicU64::new(1),
+            store: Mutex::new(StoreState::new()),
+            tokens: Engine::new(InMemoryStore::new(), definition),
         }
+    }
+
+    /// One store call, one critical section (as `InMemoryStore::call`).
+    fn call(&self, call: Call<'_>) -> Reply {
+        self.store.lock().unwrap().execute(call)
+    }
+
+    /// Queue writes no store call makes without a validated commit.
+    fn apply(&self, id: &WorkflowId, plan: &QueuePlan, status: WorkflowStatus) {
+        let mut store = self.store.lock().unwrap();
+        store.apply_plan(id, plan, status, NOW_MS);
     }
 }
 
 const LEASE_MS: u64 = 60_000;
 const UNACK_MS: u64 = 60_000;
+const VISIBILITY_MS: u64 = 60_000;
 
 impl Runtime for Baseline {
     fn start(&self, id: WorkflowId) {
         self.workflows.insert(id.clone());
-        self.queues.queue_push(&id, NOW_MS);
+        self.store.lock().unwrap().push_to_decider(&id, NOW_MS);
     }
 
     fn sweep(&self) -> bool {
-        let Some(id) = self.queues.queue_pop(NOW_MS, UNACK_MS) else {
+        let token = self.tokens.token();
+        let popped = self.call(Call::PopDecider {
+            token,
+            now_ms: NOW_MS,
+            unack_ms: UNACK_MS,
+        });
+        let Reply::Popped(Some(id)) = popped else {
             return false;
         };
-        let token = LeaseToken::new(self.tokens.fetch_add(1, Ordering::Relaxed));
-        if self.locks.acquire(&id, token, LEASE_MS, NOW_MS).is_err() {
-            self.queues.queue_requeue(&id, NOW_MS);
+        let acquire = Call::Acquire {
+            id: &id,
+            token,
+            lease_ms: LEASE_MS,
+            now_ms: NOW_MS,
+        };
+        if !matches!(self.call(acquire), Reply::Acquired(Ok(_))) {
+            let due_ms = NOW_MS;
+            self.call(Call::HandBack {
+                id: &id,
+                token,
+                due_ms,
+            });
             return true;
         }
         let (task, running) = self.workflows.decide_and_write(&id);
-        if let Some((reference, task)) = task {
-            let queued = QueuedTask {
-                workflow: id.clone(),
-                task,
-                reference_name: reference.into(),
-            };
-            self.queues.task_push(queued);
-        }
-        if running {
-            self.queues.queue_requeue(&id, NOW_MS);
+        let plan = QueuePlan {
+            decider: if running {
+                DeciderPlan::Wake
+            } else {
+                DeciderPlan::Leave
+            },
+            remove_tasks: Vec::new(),
+            push_tasks: task
+                .map(|(reference, task)| QueuedTask {
+                    workflow: id.clone(),
+                    task,
+                    reference_name: reference.into(),
+                })
+                .into_iter()
+                .collect(),
+        };
+        let status = if running {
+            WorkflowStatus::Running
         } else {
-            self.queues.queue_remove(&id);
-        }
-        let _ = self.locks.release(&id, token);
+            WorkflowStatus::Completed
+        };
+        self.apply(&id, &plan, status);
+        self.call(Call::Release { id: &id, token });
         true
     }
 
     fn poll(&self, reference: &str) -> Option<(WorkflowId, TaskId)> {
-        let queued = self.queues.task_poll(reference)?;
+        let polled = self.call(Call::PollTask {
+            reference_name: reference,
+            now_ms: NOW_MS,
+            visibility_ms: VISIBILITY_MS,
+        });
+        let Reply::Task(Some(queued)) = polled else {
+            return None;
+        };
         self.workflows
             .write(&queued.workflow, &queued.task, TaskStatus::InProgress);
         Some((queued.workflow, queued.task))
@@ -247,6 +297,14 @@ impl Runtime for Baseline {
 
     fn complete(&self, workflow: &WorkflowId, task: TaskId) {
         black_box(self.workflows.write(workflow, &task, TaskStatus::Completed));
+        // The attempt ended: its entry leaves the task queue and the workflow is due again, as
+        // a validated report's commit does (Conductor's task update pushes it to the decider).
+        let plan = QueuePlan {
+            decider: DeciderPlan::Wake,
+            remove_tasks: vec![task],
+            push_tasks: Vec::new(),
+        };
+        self.apply(workflow, &plan, WorkflowStatus::Running);
     }
 
     fn run_effects(&self) {}
