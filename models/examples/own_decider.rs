@@ -22,7 +22,9 @@ fn my_decider(workflow: &Workflow, definition: &Definition) -> Decision {
 fn main() -> ExitCode {
     let mut reports = Vec::new();
     for config in [Config::small(), Config::default_config()] {
-        let model = ProtocolModel::new(config, Variant::Fixed).with_decider(my_decider);
+        let definition = config.definition.clone();
+        let decider = move |workflow: &Workflow| my_decider(workflow, &definition);
+        let model = ProtocolModel::new(config, Variant::Fixed).with_decider(decider);
         reports.push(check(model, Options::default()));
     }
     print!("{}", render(&reports));

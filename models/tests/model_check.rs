@@ -1,7 +1,8 @@
-//! The model checks that run in `cargo test`: the `small` configuration of every variant with its
-//! pinned state count, the saved legacy counterexamples replayed against their variant and
-//! against the fixed protocol, and an engine author's own decider checked under the same
-//! interleavings. (The `default` configuration runs in `.ci/run` through `wfstate check`.)
+//! The model checks that run in `cargo test`: the `small`, `faults` and `retry` configurations of
+//! every variant they run, with pinned state counts, the saved legacy counterexamples replayed
+//! against their variant and against the fixed protocol, the partial-order reduction compared
+//! with the full interleaving, and an engine author's own decider checked under the same
+//! interleavings. (`default` and `admin` run in `.ci/run` through `wfstate check`.)
 
 use stateright::Model;
 use wfstate::{Decision, Definition, EngineInput, Workflow, WorkflowStatus};
@@ -10,13 +11,22 @@ use wfstate_models::model::{check, replay, Config, Options, ProtocolModel, Sched
 
 /// Unique states per variant of `small`: the whole state space for the fixed protocol (DFS,
 /// exhaustive), and the states a legacy run explores until its first counterexample (BFS, one
-/// thread: deterministic). A change in the model or in the core's transition function moves
-/// these: review it, then update them.
+/// thread: deterministic). A change in the model, in the runtime's operation machines or store
+/// state, or in the core's transition function moves these: review it, then update them.
 const PINNED: [(Variant, usize); 4] = [
-    (Variant::Fixed, 608_413),
-    (Variant::LegacyArchive, 6_015),
-    (Variant::LegacyBlindReport, 3_020),
-    (Variant::LegacySweeper, 3_061),
+    (Variant::Fixed, 206_308),
+    (Variant::LegacyArchive, 2_848),
+    (Variant::LegacyBlindReport, 3_084),
+    (Variant::LegacySweeper, 1_574),
+];
+
+/// The other configurations `cargo test` checks, with their pinned counts: store failures
+/// (fixed, exhaustive) and the retry world (fixed exhaustive; call-by-call until its
+/// counterexample).
+const PINNED_OTHERS: [(&str, Variant, usize); 3] = [
+    ("faults", Variant::Fixed, 110_449),
+    ("retry", Variant::Fixed, 382),
+    ("retry", Variant::CallByCall, 1_795),
 ];
 
 /// I1–I6, completion and every sometimes-property of `small` under the fixed protocol (SPEC
@@ -44,21 +54,81 @@ fn small_fixed_protocol_holds_i1_to_i6_exhaustively() {
     assert_eq!(report.states, PINNED[0].1, "small/fixed state count moved");
 }
 
-/// Each legacy variant of `small` breaks its invariant (D1: I1, D2: I3, D3: I5 or I6) after its
-/// pinned number of states.
+/// Store failures (`faults`): every always-property holds exhaustively when any one store call
+/// fails, certainly not done or ambiguous, and the failure and ambiguous-commit properties are
+/// reached (no lost wake-up, no lost effect, no lease left behind: I6a, I7). The call-by-call
+/// store path (`retry`) loses a wake-up (I6a), which is why the contract makes a commit one
+/// atomic call with its queue plan.
 #[test]
-fn small_legacy_variants_reproduce_d1_d2_d3_with_pinned_counts() {
-    for (variant, pinned) in &PINNED[1..] {
-        let report = check(
-            ProtocolModel::new(Config::small(), *variant),
-            Options::default(),
-        );
-        let counterexample = report.counterexample.as_ref().expect("a counterexample");
-        assert!(variant
-            .expected_failures()
-            .contains(&counterexample.property));
-        assert!(report.as_expected());
-        assert_eq!(report.states, *pinned, "small/{variant} state count moved");
+fn faults_and_retry_configurations_with_pinned_counts() {
+    for (name, variant, pinned) in PINNED_OTHERS {
+        let config = Config::named(name).expect("known config");
+        let report = check(ProtocolModel::new(config, variant), Options::default());
+        assert!(report.as_expected(), "{name}/{variant} not as expected");
+        if variant == Variant::Fixed {
+            for verdict in &report.verdicts {
+                assert!(
+                    matches!(verdict.outcome, Outcome::Holds | Outcome::Reached),
+                    "{name}: {}: {:?}",
+                    verdict.property,
+                    verdict.outcome
+                );
+            }
+        }
+        if name == "faults" {
+            for property in [
+                "a store call failed and the operation recovered",
+                "a commit was ambiguous",
+            ] {
+                let verdict = report.verdicts.iter().find(|v| v.property == property);
+                assert_eq!(verdict.map(|v| v.outcome), Some(Outcome::Reached), "{property}");
+            }
+        }
+        assert_eq!(report.states, pinned, "{name}/{variant} state count moved");
+    }
+}
+
+/// The outbox partial-order reduction (`Config::quiet_outbox`: the outbox runner moves only
+/// when no other actor can) is sound: with and without it, the fixed protocol on `faults` and
+/// `retry` gives the same verdict on every property, and every legacy variant of `small` and
+/// the call-by-call path of `retry` breaks the same property; the full interleaving has more
+/// states.
+#[test]
+fn quiet_outbox_reduction_keeps_every_verdict() {
+    let runs = [
+        ("faults", Variant::Fixed),
+        ("retry", Variant::Fixed),
+        ("retry", Variant::CallByCall),
+        ("small", Variant::LegacyArchive),
+        ("small", Variant::LegacyBlindReport),
+        ("small", Variant::LegacySweeper),
+    ];
+    for (name, variant) in runs {
+        let reduced = Config::named(name).expect("known config");
+        let full = Config {
+            quiet_outbox: false,
+            ..reduced.clone()
+        };
+        let with = check(ProtocolModel::new(reduced, variant), Options::default());
+        let without = check(ProtocolModel::new(full, variant), Options::default());
+        let verdicts = |report: &wfstate_models::model::Report| {
+            report
+                .verdicts
+                .iter()
+                .filter(|v| variant == Variant::Fixed || v.outcome == Outcome::Violated)
+                .map(|v| (v.property, v.outcome))
+                .collect::<Vec<_>>()
+        };
+        let broken = |report: &wfstate_models::model::Report| {
+            report.counterexample.as_ref().map(|c| c.property)
+        };
+        if variant == Variant::Fixed {
+            assert_eq!(verdicts(&with), verdicts(&without), "{name}/{variant}");
+            assert!(without.states > with.states, "{name}: the reduction reduces");
+        } else {
+            assert_eq!(broken(&with), broken(&without), "{name}/{variant}");
+            assert!(broken(&with).is_some(), "{name}/{variant}");
+        }
     }
 }
 
@@ -84,7 +154,7 @@ fn schedules() -> Vec<(String, Schedule)> {
 #[test]
 fn saved_counterexamples_break_legacy_and_not_fixed() {
     let schedules = schedules();
-    assert_eq!(schedules.len(), 3, "one per legacy variant");
+    assert_eq!(schedules.len(), 4, "one per legacy variant, and the call-by-call store path");
     for (path, schedule) in schedules {
         let config = Config::named(&schedule.config).expect("known config");
         let legacy = ProtocolModel::new(config.clone(), schedule.variant);
@@ -119,7 +189,7 @@ fn saved_counterexamples_break_legacy_and_not_fixed() {
 
 /// The saved counterexamples are still the shortest the model has (so a model change that
 /// shortens or breaks them is noticed). Regenerate with
-/// `cargo run --release -p wfstate-models -- check --config small --save-counterexamples models/tests/counterexamples`.
+/// `cargo run --release -p wfstate-models -- check --config small --config retry --save-counterexamples models/tests/counterexamples`.
 #[test]
 fn saved_counterexamples_are_the_shortest() {
     for (path, schedule) in schedules() {
@@ -145,8 +215,9 @@ fn completes_too_early(workflow: &Workflow, definition: &Definition) -> Decision
 /// Bring your own decider: the same interleavings check it, and a wrong one is caught.
 #[test]
 fn own_decider_is_checked_under_the_same_interleavings() {
-    let model =
-        ProtocolModel::new(Config::small(), Variant::Fixed).with_decider(completes_too_early);
+    let definition = Config::small().definition;
+    let decider = move |workflow: &Workflow| completes_too_early(workflow, &definition);
+    let model = ProtocolModel::new(Config::small(), Variant::Fixed).with_decider(decider);
     let report = check(model, Options::default());
     let verdict = report
         .verdicts

@@ -108,7 +108,7 @@ pub struct QueuePlan {
     /// The decider queue.
     pub decider: DeciderPlan,
     /// Task-queue entries to remove: attempts that ended (cancelled, timed out, reported
-    /// terminal) and, for a poll's start, the entry it was polled from.
+    /// terminal). A started attempt keeps its (leased) entry until it ends.
     pub remove_tasks: Vec<TaskId>,
     /// New attempts to push to their task queues, in order.
     pub push_tasks: Vec<QueuedTask>,
@@ -121,9 +121,7 @@ pub enum Committer {
     Sweeper,
     /// A worker's report: one that ended a task wakes the workflow.
     Report,
-    /// A poll's start of the attempt it took from the task queue: the entry goes.
-    Poll,
-    /// An admin or engine input of the caller's: only the step's own effects.
+    /// An admin or engine input of the caller's, or a poll's start: only the step's own effects.
     Caller,
 }
 
@@ -172,12 +170,6 @@ impl QueuePlan {
         let wake = match committer {
             Committer::Sweeper => true,
             Committer::Report => wakes,
-            Committer::Poll => {
-                for change in step.changes().tasks.iter() {
-                    plan.remove_tasks.push(change.task.clone());
-                }
-                false
-            }
             Committer::Caller => false,
         };
         if wake && plan.decider == DeciderPlan::Keep {

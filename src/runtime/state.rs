@@ -162,9 +162,9 @@ struct Owed {
     visible_at_ms: u64,
 }
 
-/// The whole store as one value. `Eq` and `Hash` cover the contents; [`canonicalize`]
-/// (StoreState::canonicalize) renumbers internal counters so that states that behave alike are
-/// equal.
+/// The whole store as one value. `Eq` and `Hash` cover the contents;
+/// [`canonicalize`](StoreState::canonicalize) renumbers internal counters so that states that
+/// behave alike are equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreState {
     workflows: Map<WorkflowId, Arc<Workflow>>,

@@ -54,7 +54,7 @@ fn parse(args: &[String]) -> Result<Arguments, String> {
                     );
                 } else {
                     configs.push(Config::named(name).ok_or_else(|| {
-                        format!("unknown config {name:?} (small, default, faults, admin, large, all)")
+                        format!("unknown config {name:?} (small, default, faults, admin, retry, large, all)")
                     })?);
                 }
             }

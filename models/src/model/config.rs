@@ -106,6 +106,12 @@ pub struct Config {
     /// How many times time may pass beyond the hiding leases while other actions are enabled
     /// (when nothing else is enabled, it always may).
     pub ticks: u8,
+    /// Workers also report IN_PROGRESS (progress) before their outcome.
+    pub progress_reports: bool,
+    /// Partial-order reduction: the outbox runner moves only when no other actor can. Its
+    /// actions touch only the outbox, which no other actor reads, so they commute with every
+    /// other action; `tests/model_check.rs` compares verdicts with and without it.
+    pub quiet_outbox: bool,
 }
 
 impl Config {
@@ -130,6 +136,8 @@ impl Config {
             lock_misses: 1,
             store_failures: 0,
             ticks: 0,
+            progress_reports: true,
+            quiet_outbox: true,
         }
     }
 
@@ -153,6 +161,8 @@ impl Config {
             lock_misses: 0,
             store_failures: 0,
             ticks: 0,
+            progress_reports: false,
+            quiet_outbox: true,
         }
     }
 
@@ -172,6 +182,8 @@ impl Config {
             lock_misses: 0,
             store_failures: 1,
             ticks: 1,
+            progress_reports: false,
+            quiet_outbox: true,
         }
     }
 
@@ -188,7 +200,7 @@ impl Config {
                 AdminInput::Terminate,
                 AdminInput::Retry,
             ],
-            outcomes: vec![ReportStatus::Completed],
+            outcomes: vec![ReportStatus::Completed, ReportStatus::Failed],
             duplicates_per_task: 0,
             effect_failures: 0,
             lease_expiries: 1,
@@ -196,6 +208,29 @@ impl Config {
             lock_misses: 1,
             store_failures: 0,
             ticks: 0,
+            progress_reports: false,
+            quiet_outbox: true,
+        }
+    }
+
+    /// A failing task, a retry and a lease expiry: the smallest world in which a status change
+    /// back to RUNNING can race a late queue update (the call-by-call store path's hazard).
+    pub fn retry() -> Self {
+        Config {
+            name: "retry".into(),
+            definition: Definition::new([TaskDefinition::new("a")]),
+            sweepers: 1,
+            script: vec![AdminInput::Retry],
+            outcomes: vec![ReportStatus::Failed],
+            duplicates_per_task: 0,
+            effect_failures: 0,
+            lease_expiries: 1,
+            task_timeouts: 0,
+            lock_misses: 0,
+            store_failures: 0,
+            ticks: 0,
+            progress_reports: false,
+            quiet_outbox: true,
         }
     }
 
@@ -226,14 +261,14 @@ impl Config {
                 Variant::LegacySweeper,
             ]);
         }
-        if self.name == "admin" {
+        if self.name == "retry" {
             variants.push(Variant::CallByCall);
         }
         variants
     }
 
     /// The configurations `check` runs by default.
-    pub const CHECKED: [&'static str; 4] = ["small", "default", "faults", "admin"];
+    pub const CHECKED: [&'static str; 5] = ["small", "default", "faults", "admin", "retry"];
 
     /// A named configuration.
     pub fn named(name: &str) -> Option<Self> {
@@ -242,6 +277,7 @@ impl Config {
             "default" => Some(Config::default_config()),
             "faults" => Some(Config::faults()),
             "admin" => Some(Config::admin()),
+            "retry" => Some(Config::retry()),
             "large" => Some(Config::large()),
             _ => None,
         }

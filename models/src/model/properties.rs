@@ -120,7 +120,8 @@ fn exercised(model: &ProtocolModel, name: &str) -> bool {
     let scripted = |input: wfstate::AdminInput| config.script.contains(&input);
     let terminator = scripted(wfstate::AdminInput::Terminate);
     match name {
-        "completed" | "stale write rejected" => true,
+        "completed" => reported("COMPLETED"),
+        "stale write rejected" => config.sweepers > 1 || terminator,
         "terminated with report in flight" => terminator,
         "effect failed then retried" => config.effect_failures > 0,
         "lease expired while held" => config.lease_expiries > 0,
@@ -138,7 +139,7 @@ fn exercised(model: &ProtocolModel, name: &str) -> bool {
             };
             match (from, to) {
                 ("SCHEDULED", "IN_PROGRESS") => true,
-                ("IN_PROGRESS", "IN_PROGRESS") => true,
+                ("IN_PROGRESS", "IN_PROGRESS") => config.progress_reports,
                 (_, "TIMED_OUT") => config.task_timeouts > 0,
                 ("FAILED", "COMPLETED_WITH_ERRORS") => optional && reported("FAILED"),
                 ("TIMED_OUT", "COMPLETED_WITH_ERRORS") => optional && config.task_timeouts > 0,

@@ -120,8 +120,11 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Fault::is_none")]
         fault: Fault,
     },
-    /// Call-by-call store path: the store applies the pending commit's queue plan.
-    ApplyPlan,
+    /// Call-by-call store path: the store applies a pending commit's queue plan.
+    ApplyPlan {
+        /// Which pending commit.
+        index: u8,
+    },
     /// The current lock lease expires while its holder runs.
     Expire,
     /// Time passes beyond every hiding lease (popped, polled and claimed entries reappear).
@@ -173,7 +176,11 @@ impl ProtocolModel {
     }
 
     fn attempt_id(&self, message: &Message) -> TaskId {
-        TaskId::attempt(&State::id(), self.reference(message.task), message.retry_count)
+        TaskId::attempt(
+            &State::id(),
+            self.reference(message.task),
+            message.retry_count,
+        )
     }
 
     /// Would a sweep find something to do? Requeue-with-delay is abstracted: a sweeper comes
@@ -185,11 +192,12 @@ impl ProtocolModel {
             || self.decider.decide(workflow) != Decision::Wait
     }
 
-    fn lease_free(state: &State) -> bool {
+    /// Would `token`'s acquire be granted now?
+    fn lease_free(state: &State, token: wfstate::runtime::LeaseToken) -> bool {
         state
             .store
             .lease(&State::id())
-            .is_none_or(|lease| !lease.is_valid_at(NOW_MS))
+            .is_none_or(|lease| !lease.is_valid_at(NOW_MS) || lease.holder == token)
     }
 
     fn faults(&self, state: &State, kind: Option<CallKind>) -> Vec<Fault> {
@@ -219,12 +227,16 @@ impl ProtocolModel {
                 Some(op) => sweeper_call(op),
             };
             if kind == Some(CallKind::Acquire)
-                && !ProtocolModel::lease_free(state)
+                && !ProtocolModel::lease_free(state, sweeper_token(index))
                 && sweeper.misses_left == 0
             {
                 continue;
             }
-            if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Sweeper(index as u8)) {
+            if state
+                .pending
+                .iter()
+                .any(|p| p.actor == ActorId::Sweeper(index as u8))
+            {
                 continue;
             }
             for fault in self.faults(state, kind) {
@@ -237,13 +249,13 @@ impl ProtocolModel {
     }
 
     fn operator_actions(&self, state: &State, actions: &mut Vec<Action>) {
-        if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Operator) {
+        if state.pending.iter().any(|p| p.actor == ActorId::Operator) {
             return;
         }
         let operator = &state.operator;
         let kind = match &operator.op {
             None => {
-                if !ProtocolModel::lease_free(state) {
+                if !ProtocolModel::lease_free(state, operator_token()) {
                     return;
                 }
                 let scripted = (operator.next as usize) < self.config.script.len();
@@ -284,7 +296,7 @@ impl ProtocolModel {
             }
             Some(op) => operator_call(op),
         };
-        if kind == Some(CallKind::Acquire) && !ProtocolModel::lease_free(state) {
+        if kind == Some(CallKind::Acquire) && !ProtocolModel::lease_free(state, operator_token()) {
             return;
         }
         for fault in self.faults(state, kind) {
@@ -305,7 +317,11 @@ impl ProtocolModel {
                 }
                 continue;
             }
-            if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Worker(task)) {
+            if state
+                .pending
+                .iter()
+                .any(|p| p.actor == ActorId::Worker(task))
+            {
                 continue;
             }
             let kind = match &worker.poll {
@@ -341,9 +357,6 @@ impl ProtocolModel {
             }
         }
         for (index, run) in state.reports.iter().enumerate() {
-            if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Report(index as u8)) {
-                continue;
-            }
             let kind = match run {
                 ReportRun::Fixed(op, _) => call_kind(op),
                 ReportRun::Legacy(..) => None,
@@ -358,7 +371,7 @@ impl ProtocolModel {
     }
 
     fn outbox_actions(&self, state: &State, actions: &mut Vec<Action>) {
-        if state.pending.as_ref().is_some_and(|p| p.actor == ActorId::Outbox) {
+        if state.pending.iter().any(|p| p.actor == ActorId::Outbox) {
             return;
         }
         match &state.outbox {
@@ -395,16 +408,17 @@ impl ProtocolModel {
     }
 
     fn environment_actions(&self, state: &State, actions: &mut Vec<Action>) {
-        let quiet = actions.is_empty() && state.pending.is_none();
-        if state.pending.is_some() {
-            actions.push(Action::ApplyPlan);
+        let quiet = actions.is_empty() && state.pending.is_empty();
+        for index in 0..state.pending.len() {
+            actions.push(Action::ApplyPlan { index: index as u8 });
         }
-        let held = state
-            .store
-            .lease(&State::id())
-            .is_some_and(|lease| lease.is_valid_at(NOW_MS));
-        if held && state.budgets.lease_expiries > 0 {
-            actions.push(Action::Expire);
+        if let Some(lease) = state.store.lease(&State::id()) {
+            // A lease whose holder finished (its release failed) runs out as time passes; one
+            // whose holder still runs expires only within the budget.
+            let orphan = !holds_live_lease(state, lease.holder);
+            if lease.is_valid_at(NOW_MS) && (orphan || state.budgets.lease_expiries > 0) {
+                actions.push(Action::Expire);
+            }
         }
         if state.store.has_hidden(NOW_MS) && (state.budgets.ticks > 0 || quiet) {
             actions.push(Action::Tick);
@@ -430,6 +444,7 @@ impl ProtocolModel {
         call: Call<'_>,
         fault: Fault,
     ) -> Option<Result<Reply, StoreFailure>> {
+        let mut pended = false;
         if fault != Fault::None {
             state.budgets.store_failures -= 1;
             state.ghost.store_failed = true;
@@ -461,7 +476,8 @@ impl ProtocolModel {
                         Fault::Ambiguous => Err(StoreFailure::ambiguous("model: reply lost")),
                         Fault::None | Fault::NotDone => Ok(reply.clone()),
                     };
-                    state.pending = Some(PendingPlan {
+                    pended = true;
+                    state.pending.push(PendingPlan {
                         actor,
                         plan: plan.clone(),
                         status: receipt.status,
@@ -493,7 +509,7 @@ impl ProtocolModel {
                 CommitReply::Unknown => {}
             }
         }
-        if state.pending.as_ref().is_some_and(|p| p.actor == actor) {
+        if pended {
             return None;
         }
         Some(match fault {
@@ -563,19 +579,20 @@ impl ProtocolModel {
         let mut op = match state.sweepers[index].op.take() {
             Some(op) => op,
             None => match self.variant {
-                Variant::LegacySweeper => {
-                    SweeperOp::Legacy(LegacySweep::new(sweeper_token(index)))
-                }
+                Variant::LegacySweeper => SweeperOp::Legacy(LegacySweep::new(sweeper_token(index))),
                 _ => SweeperOp::Fixed(SweepOp::new(sweeper_token(index), NOW_MS, &self.engine)),
             },
         };
         let decider: &dyn Decider = &*self.decider;
+        let mut release_failed = false;
         match &mut op {
             SweeperOp::Fixed(sweep) => {
                 let Next::Call(call) = sweep.next() else {
-                    return self.settle_sweeper(state, index, op);
+                    return self.settle_sweeper(state, index, op, false);
                 };
-                let missing = call.kind() == CallKind::Acquire && !ProtocolModel::lease_free(state);
+                release_failed = call.kind() == CallKind::Release && fault == Fault::NotDone;
+                let missing = call.kind() == CallKind::Acquire
+                    && !ProtocolModel::lease_free(state, sweeper_token(index));
                 let Some(reply) = self.execute(state, actor, call, fault) else {
                     state.sweepers[index].op = Some(op);
                     return;
@@ -588,8 +605,8 @@ impl ProtocolModel {
             SweeperOp::Legacy(sweep) => {
                 let reply = match sweep.next() {
                     LegacyNext::Call(call) => {
-                        let missing =
-                            call.kind() == CallKind::Acquire && !ProtocolModel::lease_free(state);
+                        let missing = call.kind() == CallKind::Acquire
+                            && !ProtocolModel::lease_free(state, sweeper_token(index));
                         let reply = self.execute(state, actor, call, fault).unwrap_or_else(|| {
                             Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
                         });
@@ -604,20 +621,19 @@ impl ProtocolModel {
                 sweep.resume(reply, decider);
             }
         }
-        self.settle_sweeper(state, index, op);
+        self.settle_sweeper(state, index, op, release_failed);
     }
 
     /// Puts the sweeper's operation back, or finishes it.
-    fn settle_sweeper(&self, state: &mut State, index: usize, op: SweeperOp) {
+    fn settle_sweeper(&self, state: &mut State, index: usize, op: SweeperOp, release_failed: bool) {
         match op {
             SweeperOp::Fixed(sweep) if matches!(sweep.next(), Next::Done) => {
                 let token = sweep.token();
                 let outcome = sweep.finish();
-                let release_failed = matches!(
-                    &outcome,
-                    Some(Err(wfstate::runtime::SweepError::Store(failed))) if failed.call == CallKind::Release
-                );
-                if matches!(outcome, Some(Err(wfstate::runtime::SweepError::Rejected { .. }))) {
+                if matches!(
+                    outcome,
+                    Some(Err(wfstate::runtime::SweepError::Rejected { .. }))
+                ) {
                     state.ghost.decision_rejected = true;
                 }
                 self.check_released(state, token, release_failed);
@@ -670,11 +686,13 @@ impl ProtocolModel {
             }
         };
         let decider: &dyn Decider = &*self.decider;
+        let mut release_failed = false;
         match &mut op {
             OperatorOp::Fixed(admin) => {
                 let Next::Call(call) = admin.next() else {
-                    return self.settle_operator(state, op);
+                    return self.settle_operator(state, op, false);
                 };
+                release_failed = call.kind() == CallKind::Release && fault == Fault::NotDone;
                 let Some(reply) = self.execute(state, ActorId::Operator, call, fault) else {
                     state.operator.op = Some(op);
                     return;
@@ -694,18 +712,13 @@ impl ProtocolModel {
                 terminate.resume(reply);
             }
         }
-        self.settle_operator(state, op);
+        self.settle_operator(state, op, release_failed);
     }
 
-    fn settle_operator(&self, state: &mut State, op: OperatorOp) {
+    fn settle_operator(&self, state: &mut State, op: OperatorOp, release_failed: bool) {
         match op {
             OperatorOp::Fixed(admin) if matches!(admin.next(), Next::Done) => {
                 let token = admin.token();
-                let outcome = admin.finish();
-                let release_failed = matches!(
-                    &outcome,
-                    Some(Err(wfstate::runtime::AdminError::Store(failed))) if failed.call == CallKind::Release
-                );
                 self.check_released(state, token, release_failed);
             }
             OperatorOp::Legacy(terminate) if matches!(terminate.next(), LegacyNext::Done) => {}
@@ -749,7 +762,11 @@ impl ProtocolModel {
             return;
         };
         worker.worked = Some(retry_count);
-        for status in [ReportStatus::InProgress, outcome] {
+        let progress = self
+            .config
+            .progress_reports
+            .then_some(ReportStatus::InProgress);
+        for status in progress.into_iter().chain([outcome]) {
             insert_sorted(
                 &mut state.network,
                 Message {
@@ -789,7 +806,7 @@ impl ProtocolModel {
                     return;
                 };
                 let Some(reply) = self.execute(state, actor, call, fault) else {
-                    if let Some(pending) = state.pending.as_mut() {
+                    if let Some(pending) = state.pending.last_mut() {
                         pending.parked = Some(run);
                     }
                     return;
@@ -863,10 +880,11 @@ impl ProtocolModel {
     }
 
     /// Call-by-call: the pending commit's plan is applied, and its actor gets its reply.
-    fn apply_plan(&self, state: &mut State) {
-        let Some(pending) = state.pending.take() else {
+    fn apply_plan(&self, state: &mut State, index: usize) {
+        if index >= state.pending.len() {
             return;
-        };
+        }
+        let pending = state.pending.remove(index);
         state
             .store
             .apply_plan(&State::id(), &pending.plan, pending.status, NOW_MS);
@@ -878,7 +896,7 @@ impl ProtocolModel {
                     if let SweeperOp::Fixed(sweep) = &mut op {
                         sweep.resume(pending.reply, decider);
                     }
-                    self.settle_sweeper(state, index, op);
+                    self.settle_sweeper(state, index, op, false);
                 }
             }
             ActorId::Operator => {
@@ -886,7 +904,7 @@ impl ProtocolModel {
                     if let OperatorOp::Fixed(admin) = &mut op {
                         admin.resume(pending.reply, decider);
                     }
-                    self.settle_operator(state, op);
+                    self.settle_operator(state, op, false);
                 }
             }
             ActorId::Worker(task) => {
@@ -926,6 +944,16 @@ impl ProtocolModel {
             ActorId::Outbox => {}
         }
     }
+}
+
+/// Is `token` the token of an operation still running?
+fn holds_live_lease(state: &State, token: wfstate::runtime::LeaseToken) -> bool {
+    let sweeping = state
+        .sweepers
+        .iter()
+        .enumerate()
+        .any(|(index, sweeper)| sweeper.op.is_some() && sweeper_token(index) == token);
+    sweeping || (state.operator.op.is_some() && operator_token() == token)
 }
 
 fn sweeper_call(op: &SweeperOp) -> Option<CallKind> {
@@ -985,7 +1013,7 @@ impl Model for ProtocolModel {
             reports: Vec::new(),
             network: Vec::new(),
             outbox: None,
-            pending: None,
+            pending: Vec::new(),
             budgets: Budgets {
                 duplicates: vec![self.config.duplicates_per_task; tasks],
                 effect_failures: self.config.effect_failures,
@@ -1003,7 +1031,9 @@ impl Model for ProtocolModel {
         self.operator_actions(state, actions);
         self.worker_actions(state, actions);
         self.network_actions(state, actions);
-        self.outbox_actions(state, actions);
+        if !self.config.quiet_outbox || actions.is_empty() {
+            self.outbox_actions(state, actions);
+        }
         self.environment_actions(state, actions);
     }
 
@@ -1025,11 +1055,17 @@ impl Model for ProtocolModel {
                 insert_sorted(&mut state.network, message);
             }
             Action::Outbox { fail, fault } => self.run_outbox(&mut state, fail, fault),
-            Action::ApplyPlan => self.apply_plan(&mut state),
+            Action::ApplyPlan { index } => self.apply_plan(&mut state, index as usize),
             Action::Expire => {
+                let orphan = state
+                    .store
+                    .lease(&State::id())
+                    .is_some_and(|lease| !holds_live_lease(&state, lease.holder));
                 state.store.expire_lease(&State::id());
-                state.budgets.lease_expiries -= 1;
-                state.ghost.lease_expired = true;
+                if !orphan {
+                    state.budgets.lease_expiries -= 1;
+                    state.ghost.lease_expired = true;
+                }
             }
             Action::Tick => {
                 let mut others = Vec::new();
@@ -1037,8 +1073,10 @@ impl Model for ProtocolModel {
                 self.operator_actions(last, &mut others);
                 self.worker_actions(last, &mut others);
                 self.network_actions(last, &mut others);
-                self.outbox_actions(last, &mut others);
-                if !others.is_empty() || last.pending.is_some() {
+                if !self.config.quiet_outbox || others.is_empty() {
+                    self.outbox_actions(last, &mut others);
+                }
+                if !others.is_empty() || !last.pending.is_empty() {
                     state.budgets.ticks = state.budgets.ticks.saturating_sub(1);
                 }
                 state.store.reveal(NOW_MS);

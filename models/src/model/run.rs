@@ -102,7 +102,7 @@ impl Default for Options {
     }
 }
 
-/// Checks a model. The fixed protocol is explored exhaustively (DFS, symmetry over sweepers);
+/// Checks a model. The fixed protocol is explored exhaustively (DFS);
 /// a legacy variant runs BFS on one thread and stops at the first counterexample to its
 /// invariant, which is then minimal (stateright's BFS keeps the shortest path only if the run
 /// stops there).

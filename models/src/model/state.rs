@@ -145,8 +145,8 @@ pub struct State {
     pub network: Vec<Message>,
     /// The outbox runner's pass in progress.
     pub outbox: Option<OutboxOp>,
-    /// Call-by-call store path: a commit whose queue plan is still to apply.
-    pub pending: Option<PendingPlan>,
+    /// Call-by-call store path: commits whose queue plans are still to apply.
+    pub pending: Vec<PendingPlan>,
     /// Budgets left.
     pub budgets: Budgets,
     /// History the properties need.
@@ -241,7 +241,7 @@ impl State {
             Some(SweeperOp::Fixed(_)) => true,
             Some(SweeperOp::Legacy(op)) => op.in_flight(),
         });
-        sweeping || self.operator.op.is_some() || self.pending.is_some()
+        sweeping || self.operator.op.is_some() || !self.pending.is_empty()
     }
 }
 

@@ -213,7 +213,17 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
             let what = if *fail { format!("{what} FAILS") } else { what };
             ("outbox".into(), format!("{what}{}", fault(*f)))
         }
-        Action::ApplyPlan => ("store".into(), "apply the commit's queue plan".into()),
+        Action::ApplyPlan { index } => {
+            let actor = state
+                .pending
+                .get(*index as usize)
+                .map(|p| format!("{:?}", p.actor).to_lowercase())
+                .unwrap_or_default();
+            (
+                "store".into(),
+                format!("apply the queue plan of {actor}'s commit"),
+            )
+        }
         Action::Expire => ("lease".into(), "lock lease expires".into()),
         Action::Tick => ("clock".into(), "hiding leases run out".into()),
     }
