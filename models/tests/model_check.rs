@@ -81,7 +81,11 @@ fn faults_and_retry_configurations_with_pinned_counts() {
                 "a commit was ambiguous",
             ] {
                 let verdict = report.verdicts.iter().find(|v| v.property == property);
-                assert_eq!(verdict.map(|v| v.outcome), Some(Outcome::Reached), "{property}");
+                assert_eq!(
+                    verdict.map(|v| v.outcome),
+                    Some(Outcome::Reached),
+                    "{property}"
+                );
             }
         }
         assert_eq!(report.states, pinned, "{name}/{variant} state count moved");
@@ -124,7 +128,10 @@ fn quiet_outbox_reduction_keeps_every_verdict() {
         };
         if variant == Variant::Fixed {
             assert_eq!(verdicts(&with), verdicts(&without), "{name}/{variant}");
-            assert!(without.states > with.states, "{name}: the reduction reduces");
+            assert!(
+                without.states > with.states,
+                "{name}: the reduction reduces"
+            );
         } else {
             assert_eq!(broken(&with), broken(&without), "{name}/{variant}");
             assert!(broken(&with).is_some(), "{name}/{variant}");
@@ -154,7 +161,11 @@ fn schedules() -> Vec<(String, Schedule)> {
 #[test]
 fn saved_counterexamples_break_legacy_and_not_fixed() {
     let schedules = schedules();
-    assert_eq!(schedules.len(), 4, "one per legacy variant, and the call-by-call store path");
+    assert_eq!(
+        schedules.len(),
+        4,
+        "one per legacy variant, and the call-by-call store path"
+    );
     for (path, schedule) in schedules {
         let config = Config::named(&schedule.config).expect("known config");
         let legacy = ProtocolModel::new(config.clone(), schedule.variant);

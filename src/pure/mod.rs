@@ -16,4 +16,3 @@ pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod transition;
 pub(crate) mod workflow;
-

@@ -9,10 +9,10 @@ use core::fmt::Write;
 
 use super::input::{AdminInput, EngineInput, Input, Report, Writer};
 use super::status::{ReportStatus, TaskStatus, WorkflowStatus};
+use super::step::Outcome;
 use super::task::Task;
 use super::transition::transition;
 use super::workflow::Workflow;
-use super::step::Outcome;
 
 /// One accepted edge, with every writer class that can take it.
 #[derive(Debug, Clone, PartialEq, Eq)]

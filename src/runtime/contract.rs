@@ -271,7 +271,8 @@ impl fmt::Display for CallKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call<'a> {
     /// Adds a new workflow and, in the same atomic action, enters it in the decider queue due at
-    /// `now_ms`. Reply: [`Reply::Inserted`] (`false`: the id is taken, nothing changed).
+    /// `now_ms` if it is RUNNING, and each of its SCHEDULED attempts in its task queue. Reply:
+    /// [`Reply::Inserted`] (`false`: the id is taken, nothing changed).
     Insert {
         /// The workflow.
         workflow: &'a Workflow,

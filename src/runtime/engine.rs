@@ -253,6 +253,11 @@ impl<S: Store, D: Decider> Engine<S, D> {
     /// which I1–I5 ([`check`](crate::check)) and I6 ([`Inspection::queue_violation`]) can be
     /// checked. [`InspectError::Locked`] while another operation holds the lock.
     pub fn inspect(&self, id: &WorkflowId, now_ms: u64) -> Result<Inspection, InspectError> {
-        self.drive(InspectOp::new(id.clone(), self.token(), now_ms, &self.config))
+        self.drive(InspectOp::new(
+            id.clone(),
+            self.token(),
+            now_ms,
+            &self.config,
+        ))
     }
 }

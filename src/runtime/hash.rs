@@ -61,4 +61,3 @@ impl Hasher for KeyHasher {
 
 /// A `HashMap` keyed with the seeded hasher.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, SeededState>;
-

@@ -104,8 +104,8 @@ mod state;
 mod sync;
 
 pub use contract::{
-    Call, CallKind, CommitReply, Committer, DeciderPlan, Lease, LeaseToken, OutboxEntry,
-    QueuePlan, QueuedTask, Receipt, Reply, Store, StoreFailure,
+    Call, CallKind, CommitReply, Committer, DeciderPlan, Lease, LeaseToken, OutboxEntry, QueuePlan,
+    QueuedTask, Receipt, Reply, Store, StoreFailure,
 };
 pub use engine::{Engine, EngineConfig};
 pub use error::{AdminError, InspectError, PollError, ReportError, StartError, SweepError};

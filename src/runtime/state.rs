@@ -9,8 +9,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::contract::{
-    Call, CommitReply, DeciderPlan, Lease, LeaseToken, OutboxEntry, QueuePlan, QueuedTask,
-    Receipt, Reply,
+    Call, CommitReply, DeciderPlan, Lease, LeaseToken, OutboxEntry, QueuePlan, QueuedTask, Receipt,
+    Reply,
 };
 use super::hash::Map;
 use crate::{Phase, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
@@ -264,6 +264,17 @@ impl StoreState {
         if workflow.status() == WorkflowStatus::Running {
             self.decider.push(&id, now_ms);
         }
+        // A loaded workflow may hold SCHEDULED attempts: each waits in its task queue.
+        for task in workflow.tasks() {
+            if task.status == crate::TaskStatus::Scheduled {
+                let queued = QueuedTask {
+                    workflow: id.clone(),
+                    task: task.id.clone(),
+                    reference_name: task.reference_name.clone(),
+                };
+                self.push_task(&queued, now_ms);
+            }
+        }
         self.workflows.insert(id, Arc::new(workflow.clone()));
         true
     }
@@ -485,7 +496,9 @@ impl StoreState {
 
     /// Does the outbox have an entry visible at `now_ms`?
     pub fn outbox_ready(&self, now_ms: u64) -> bool {
-        self.outbox.values().any(|owed| owed.visible_at_ms <= now_ms)
+        self.outbox
+            .values()
+            .any(|owed| owed.visible_at_ms <= now_ms)
     }
 
     /// Is the attempt waiting in its task queue (hidden or not)?

@@ -58,11 +58,20 @@ pub struct LegacySweep {
 enum SweepPc {
     Pop,
     Read,
-    Acquire { snapshot: Workflow },
+    Acquire {
+        snapshot: Workflow,
+    },
     HandBack,
-    Write { status: WorkflowStatus, tasks: Vec<Task> },
-    Release { running: bool },
-    AfterUnlock { running: bool },
+    Write {
+        status: WorkflowStatus,
+        tasks: Vec<Task>,
+    },
+    Release {
+        running: bool,
+    },
+    AfterUnlock {
+        running: bool,
+    },
     Done,
 }
 

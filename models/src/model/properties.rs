@@ -26,7 +26,9 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     ("I5", |_, s| !s.ghost.broken.contains(&Invariant::I5)),
     ("I6a", i6a),
     ("I6b", |_, s| {
-        s.ghost.lease_expired || s.in_flight() || s.queued() == (s.status() == WorkflowStatus::Running)
+        s.ghost.lease_expired
+            || s.in_flight()
+            || s.queued() == (s.status() == WorkflowStatus::Running)
     }),
     ("decisions accepted", |_, s| !s.ghost.decision_rejected),
     ("completion", completion),
@@ -36,7 +38,9 @@ pub const ALWAYS: &[(&str, Condition)] = &[
         !s.ghost.finished_holding_lease
     }),
     // After any store-call failure: no lost wake-up, and every owed effect performed at the end.
-    ("I6a after a store failure", |m, s| !s.ghost.store_failed || i6a(m, s)),
+    ("I6a after a store failure", |m, s| {
+        !s.ghost.store_failed || i6a(m, s)
+    }),
     ("I7 after a store failure", |m, s| {
         !s.ghost.store_failed || completion(m, s)
     }),
@@ -54,7 +58,10 @@ pub const SOMETIMES: &[(&str, Condition)] = &[
     ("stale write rejected", |_, s| s.ghost.stale_write_rejected),
     ("lease expired while held", |_, s| s.ghost.lease_expired),
     ("a store call failed and the operation recovered", |_, s| {
-        s.ghost.store_failed && s.status().is_terminal() && !s.in_flight() && s.store.outbox_len() == 0
+        s.ghost.store_failed
+            && s.status().is_terminal()
+            && !s.in_flight()
+            && s.store.outbox_len() == 0
     }),
     ("a commit was ambiguous", |_, s| s.ghost.ambiguous_commit),
     ("paused", |_, s| s.ghost.paused),

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use wfstate::runtime::{
-    AdminOp, LeaseToken, OutboxOp, PollOp, ReportOp, StoreState, SweepOp,
-};
+use wfstate::runtime::{AdminOp, LeaseToken, OutboxOp, PollOp, ReportOp, StoreState, SweepOp};
 use wfstate::{Invariant, ReportStatus, TaskStatus, Workflow, WorkflowId, WorkflowStatus};
 
 use super::legacy::{LegacyReport, LegacySweep, LegacyTerminate};

@@ -69,7 +69,12 @@ fn line(step: usize, actor: String, action: String, state: &State) -> TraceLine 
     let tasks: Vec<String> = workflow
         .tasks()
         .iter()
-        .map(|task| format!("{}#{}={}", task.reference_name, task.retry_count, task.status))
+        .map(|task| {
+            format!(
+                "{}#{}={}",
+                task.reference_name, task.retry_count, task.status
+            )
+        })
         .collect();
     let id = State::id();
     TraceLine {
@@ -134,7 +139,11 @@ fn call_of(op: &impl Operation) -> String {
 pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (String, String) {
     match action {
         Action::Sweep { sweeper, fault: f } => {
-            let what = match state.sweepers.get(*sweeper as usize).and_then(|s| s.op.as_ref()) {
+            let what = match state
+                .sweepers
+                .get(*sweeper as usize)
+                .and_then(|s| s.op.as_ref())
+            {
                 None => "pop_decider".to_string(),
                 Some(SweeperOp::Fixed(op)) => call_of(op),
                 Some(SweeperOp::Legacy(op)) => legacy_what(op.next()),
@@ -166,7 +175,11 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
             ("operator".into(), format!("{what}{}", fault(*f)))
         }
         Action::Poll { task, fault: f } => {
-            let what = match state.workers.get(*task as usize).and_then(|w| w.poll.as_ref()) {
+            let what = match state
+                .workers
+                .get(*task as usize)
+                .and_then(|w| w.poll.as_ref())
+            {
                 None => "poll_task".to_string(),
                 Some(op) => call_of(op),
             };

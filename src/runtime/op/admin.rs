@@ -84,17 +84,6 @@ impl AdminOp {
         }
     }
 
-    /// The state's name, for traces and the design tables.
-    pub fn state_name(&self) -> &'static str {
-        match self.pc {
-            AdminPc::Acquire => "Acquire",
-            AdminPc::Load { .. } => "Load",
-            AdminPc::Commit { .. } => "Commit",
-            AdminPc::Release(_) => "Release",
-            AdminPc::Done(_) => "Done",
-        }
-    }
-
     /// The input it applies.
     pub fn input(&self) -> &Input {
         &self.input
@@ -224,6 +213,16 @@ impl Operation for AdminOp {
         };
     }
 
+    fn state_name(&self) -> &'static str {
+        match self.pc {
+            AdminPc::Acquire => "Acquire",
+            AdminPc::Load { .. } => "Load",
+            AdminPc::Commit { .. } => "Commit",
+            AdminPc::Release(_) => "Release",
+            AdminPc::Done(_) => "Done",
+        }
+    }
+
     fn finish(self) -> Option<Self::Output> {
         match self.pc {
             AdminPc::Done(output) => Some(output),
@@ -253,14 +252,6 @@ impl StartOp {
             outcome: None,
         }
     }
-
-    /// The state's name, for traces and the design tables.
-    pub fn state_name(&self) -> &'static str {
-        match self.outcome {
-            None => "Insert",
-            Some(_) => "Done",
-        }
-    }
 }
 
 impl Operation for StartOp {
@@ -288,6 +279,13 @@ impl Operation for StartOp {
             Ok(_) => Err(StartError::Store(CallFailed::mismatch(CallKind::Insert))),
             Err(failure) => Err(StartError::Store(failure)),
         });
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.outcome {
+            None => "Insert",
+            Some(_) => "Done",
+        }
     }
 
     fn finish(self) -> Option<Self::Output> {
@@ -355,17 +353,6 @@ impl InspectOp {
         }
     }
 
-    /// The state's name, for traces and the design tables.
-    pub fn state_name(&self) -> &'static str {
-        match self.pc {
-            InspectPc::Acquire => "Acquire",
-            InspectPc::Load => "Load",
-            InspectPc::Due(_) => "Due",
-            InspectPc::Release(_) => "Release",
-            InspectPc::Done(_) => "Done",
-        }
-    }
-
     fn release(error: CallFailed) -> InspectPc {
         InspectPc::Release(Err(InspectError::Store(error)))
     }
@@ -430,6 +417,16 @@ impl Operation for InspectOp {
             },
             done @ InspectPc::Done(_) => done,
         };
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.pc {
+            InspectPc::Acquire => "Acquire",
+            InspectPc::Load => "Load",
+            InspectPc::Due(_) => "Due",
+            InspectPc::Release(_) => "Release",
+            InspectPc::Done(_) => "Done",
+        }
     }
 
     fn finish(self) -> Option<Self::Output> {

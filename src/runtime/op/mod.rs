@@ -17,7 +17,7 @@ mod write;
 pub use admin::{AdminOp, InspectOp, Inspection, StartOp};
 pub use outbox::{OutboxOp, OutboxPass};
 pub use sweep::{Sweep, SweepOp};
-pub use write::{Applied, Polled, PollOp, ReportOp};
+pub use write::{Applied, PollOp, Polled, ReportOp};
 
 use super::contract::{Call, CallKind, OutboxEntry, Reply, StoreFailure};
 use crate::{decide, Decision, Definition, Workflow};
@@ -48,6 +48,9 @@ pub trait Operation {
 
     /// The output, once [`next`](Operation::next) says [`Next::Done`]; `None` before.
     fn finish(self) -> Option<Self::Output>;
+
+    /// The name of the machine's current state, as the tables in `docs/design.md` name it.
+    fn state_name(&self) -> &'static str;
 }
 
 /// What the sweeper asks for the next engine input of a workflow: one trait for the runtime and

@@ -58,16 +58,6 @@ impl OutboxOp {
         }
     }
 
-    /// The state's name, for traces and the design tables.
-    pub fn state_name(&self) -> &'static str {
-        match self.pc {
-            OutboxPc::Take => "Take",
-            OutboxPc::Perform => "Perform",
-            OutboxPc::Ack => "Ack",
-            OutboxPc::Done => "Done",
-        }
-    }
-
     /// The entry being performed or acknowledged.
     pub fn current(&self) -> Option<&OutboxEntry> {
         self.entries.front()
@@ -139,6 +129,15 @@ impl Operation for OutboxOp {
             },
             OutboxPc::Done => OutboxPc::Done,
         };
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.pc {
+            OutboxPc::Take => "Take",
+            OutboxPc::Perform => "Perform",
+            OutboxPc::Ack => "Ack",
+            OutboxPc::Done => "Done",
+        }
     }
 
     fn finish(self) -> Option<OutboxPass> {

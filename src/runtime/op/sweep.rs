@@ -133,21 +133,6 @@ impl SweepOp {
         }
     }
 
-    /// The state's name, for traces and the design tables.
-    pub fn state_name(&self) -> &'static str {
-        match self.pc {
-            Pc::Pop => "Pop",
-            Pc::Acquire { .. } => "Acquire",
-            Pc::HandBack { .. } => "HandBack",
-            Pc::Load { .. } => "Load",
-            Pc::Commit { .. } => "Commit",
-            Pc::Requeue { .. } => "Requeue",
-            Pc::Drop { .. } => "Drop",
-            Pc::Release { .. } => "Release",
-            Pc::Done(_) => "Done",
-        }
-    }
-
     /// The workflow this sweep works on, once it popped one.
     pub fn workflow(&self) -> Option<&WorkflowId> {
         match &self.pc {
@@ -336,7 +321,9 @@ impl Operation for SweepOp {
                     });
                     Pc::Release { id, outcome }
                 }
-                Ok(Reply::Committed(CommitReply::Stale { .. })) if conflicts + 1 < self.max_attempts => {
+                Ok(Reply::Committed(CommitReply::Stale { .. }))
+                    if conflicts + 1 < self.max_attempts =>
+                {
                     Pc::Load {
                         id,
                         conflicts: conflicts + 1,
@@ -378,6 +365,20 @@ impl Operation for SweepOp {
             },
             done @ Pc::Done(_) => done,
         };
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.pc {
+            Pc::Pop => "Pop",
+            Pc::Acquire { .. } => "Acquire",
+            Pc::HandBack { .. } => "HandBack",
+            Pc::Load { .. } => "Load",
+            Pc::Commit { .. } => "Commit",
+            Pc::Requeue { .. } => "Requeue",
+            Pc::Drop { .. } => "Drop",
+            Pc::Release { .. } => "Release",
+            Pc::Done(_) => "Done",
+        }
     }
 
     fn finish(self) -> Option<Outcome> {

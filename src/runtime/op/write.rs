@@ -38,8 +38,14 @@ pub struct Applied {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ReportPc {
-    Load { conflicts: u32 },
-    Commit { step: Step, plan: QueuePlan, conflicts: u32 },
+    Load {
+        conflicts: u32,
+    },
+    Commit {
+        step: Step,
+        plan: QueuePlan,
+        conflicts: u32,
+    },
     Done(Result<Applied, ReportError>),
 }
 
@@ -63,15 +69,6 @@ impl ReportOp {
             now_ms,
             max_attempts: config.attempts(),
             pc: ReportPc::Load { conflicts: 0 },
-        }
-    }
-
-    /// The state's name, for traces and the design tables.
-    pub fn state_name(&self) -> &'static str {
-        match self.pc {
-            ReportPc::Load { .. } => "Load",
-            ReportPc::Commit { .. } => "Commit",
-            ReportPc::Done(_) => "Done",
         }
     }
 
@@ -157,6 +154,14 @@ impl Operation for ReportOp {
         };
     }
 
+    fn state_name(&self) -> &'static str {
+        match self.pc {
+            ReportPc::Load { .. } => "Load",
+            ReportPc::Commit { .. } => "Commit",
+            ReportPc::Done(_) => "Done",
+        }
+    }
+
     fn finish(self) -> Option<Self::Output> {
         match self.pc {
             ReportPc::Done(output) => Some(output),
@@ -222,17 +227,6 @@ impl PollOp {
             visibility_ms: config.task_visibility_ms,
             max_attempts: config.attempts(),
             pc: PollPc::Poll,
-        }
-    }
-
-    /// The state's name, for traces and the design tables.
-    pub fn state_name(&self) -> &'static str {
-        match self.pc {
-            PollPc::Poll => "Poll",
-            PollPc::Load { .. } => "Load",
-            PollPc::Commit { .. } => "Commit",
-            PollPc::Drop { .. } => "Drop",
-            PollPc::Done(_) => "Done",
         }
     }
 
@@ -351,6 +345,16 @@ impl Operation for PollOp {
             },
             done @ PollPc::Done(_) => done,
         };
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.pc {
+            PollPc::Poll => "Poll",
+            PollPc::Load { .. } => "Load",
+            PollPc::Commit { .. } => "Commit",
+            PollPc::Drop { .. } => "Drop",
+            PollPc::Done(_) => "Done",
+        }
     }
 
     fn finish(self) -> Option<Self::Output> {
