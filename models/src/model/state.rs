@@ -37,6 +37,7 @@ pub struct Sweeper {
 
 /// The operator's current operation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[allow(clippy::large_enum_variant)] // One per state; boxing would cost an allocation a step.
 pub enum OperatorOp {
     /// The runtime's admin operation (terminate, pause, resume, retry, or a task time-out).
     Fixed(AdminOp),
@@ -78,6 +79,7 @@ pub struct Message {
 
 /// A report being handled.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[allow(clippy::large_enum_variant)] // Few per state; boxing would cost an allocation a step.
 pub enum ReportRun {
     /// The runtime's report, with the message it handles (redelivered if it fails).
     Fixed(ReportOp, Message),

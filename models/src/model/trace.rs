@@ -90,7 +90,7 @@ fn line(step: usize, actor: String, action: String, state: &State) -> TraceLine 
         version: workflow.version(),
         queue: match state.store.decider_due(&id) {
             None => "absent".into(),
-            Some(due) if due <= NOW_MS => "ready".into(),
+            Some(_) if state.store.decider_ready(&id, NOW_MS) => "ready".into(),
             Some(_) => "hidden".into(),
         },
         lock: match state.store.lease(&id) {
