@@ -170,7 +170,7 @@ pub struct StoreState {
     workflows: Map<WorkflowId, Arc<Workflow>>,
     leases: Map<WorkflowId, Lease>,
     decider: LeasedQueue<WorkflowId>,
-    task_queues: BTreeMap<String, LeasedQueue<TaskId>>,
+    task_queues: Map<String, LeasedQueue<TaskId>>,
     queued_tasks: Map<TaskId, QueuedTask>,
     outbox: BTreeMap<u64, Owed>,
     next_outbox: u64,
@@ -181,7 +181,7 @@ impl Hash for StoreState {
         hash_sorted(&self.workflows, state);
         hash_sorted(&self.leases, state);
         self.decider.hash(state);
-        self.task_queues.hash(state);
+        hash_sorted(&self.task_queues, state);
         self.outbox.hash(state);
         self.next_outbox.hash(state);
         // `queued_tasks` is determined by the task queues' keys and the pushes that made them.
@@ -408,10 +408,9 @@ impl StoreState {
             return false;
         };
         if let Some(queue) = self.task_queues.get_mut(&queued.reference_name) {
+            // An emptied queue stays (no allocation when its name is pushed again);
+            // `canonicalize` drops it.
             queue.remove(task);
-            if queue.len() == 0 {
-                self.task_queues.remove(&queued.reference_name);
-            }
         }
         true
     }
@@ -591,6 +590,7 @@ impl StoreState {
     /// kept: a runner may hold them.
     pub fn canonicalize(&mut self) {
         self.decider.canonicalize();
+        self.task_queues.retain(|_, queue| queue.len() > 0);
         for queue in self.task_queues.values_mut() {
             queue.canonicalize();
         }
