@@ -103,11 +103,7 @@ const MACHINES: [Machine; 7] = [
 /// Transitions the code makes that its table does not name: (machine, state, next state). Each is
 /// a documentation bug reported to the module's owner; the test fails once the table names it,
 /// so the entry is removed then.
-const UNDOCUMENTED: [(&str, &str, &str); 1] = [
-    // `SweepOp` releases after an ambiguous acquire (the lease may have been granted), as the
-    // admin and inspect tables say for theirs; the sweep table says only "failed → Done(error)".
-    ("Sweep", "Acquire", "Release"),
-];
+const UNDOCUMENTED: [(&str, &str, &str); 0] = [];
 
 // ---------------------------------------------------------------------------------------------
 // The tables.

@@ -21,8 +21,9 @@ use crate::{AdminInput, Definition, EngineInput, Input, Report, WorkflowId};
 #[non_exhaustive]
 pub struct EngineConfig {
     /// How long a workflow lock lasts (default 60,000). An operation that outlives its lease
-    /// stays correct (its compare-and-swap fails if anyone committed since its read) but may
-    /// leave a stale decider-queue entry (I6b).
+    /// stays correct: its commit fails if anyone committed since its read (I4), and since every
+    /// decider-queue change is part of a commit or conditional, it leaves no stale entry either
+    /// (the model checks I6b after expiries too).
     pub lease_ms: u64,
     /// When a sweep finds nothing to do (`Decision::Wait`), the workflow is due again this much
     /// later (default 30,000, Conductor's sweep offset), or earlier when a report ends a task.

@@ -9,7 +9,7 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [(&str, &str); 13] = [
+const COLUMNS: [(&str, &str); 14] = [
     ("I1", "I1"),
     ("I1 at rest", "I1 at rest"),
     ("I2", "I2"),
@@ -18,6 +18,7 @@ const COLUMNS: [(&str, &str); 13] = [
     ("I5", "I5"),
     ("I6a", "I6a"),
     ("I6b", "I6b"),
+    ("I6b after an expiry", "I6b exact"),
     ("completion", "completion"),
     ("decisions accepted", "decisions"),
     ("no operation finishes holding its lease", "leases"),

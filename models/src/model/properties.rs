@@ -30,6 +30,11 @@ pub const ALWAYS: &[(&str, Condition)] = &[
             || s.in_flight()
             || s.queued() == (s.status() == WorkflowStatus::Running)
     }),
+    // With the queue plan inside the commit, no lease expiry leaves a stale entry either: the
+    // decider queue is exact at rest even after one (stronger than SPEC I6b asks).
+    ("I6b after an expiry", |_, s| {
+        s.in_flight() || s.queued() == (s.status() == WorkflowStatus::Running)
+    }),
     ("decisions accepted", |_, s| !s.ghost.decision_rejected),
     ("completion", completion),
     // Every operation releases the lease it took (unless its release call itself failed: the

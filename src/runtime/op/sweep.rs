@@ -4,8 +4,8 @@
 //!
 //! | state | call | reply → next |
 //! |---|---|---|
-//! | Pop | pop_decider | none → Done(Empty); id → Acquire |
-//! | Acquire | acquire | granted → Load; held → HandBack; failed → Done(error) |
+//! | Pop | pop_decider | none → Done(Empty); id → Acquire; failed → Done(error) |
+//! | Acquire | acquire | granted → Load; held → HandBack; ambiguous → Release(error); failed → Done(error) |
 //! | HandBack | hand_back | any → Done(Busy); failed → Done(error) |
 //! | Load | load | missing → Drop(Unknown); RUNNING and a decision → Commit; `Wait` → Requeue(Waiting); not RUNNING and `Idle` → Drop(Dequeued); decision rejected → Requeue(error); failed → Release(error) |
 //! | Commit | commit | done → Release(Applied); stale → Load, or after `max_attempts` Requeue(Contention); missing → Drop(Unknown); failed → Release(error) |
