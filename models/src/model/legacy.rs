@@ -90,11 +90,6 @@ impl LegacySweep {
         !matches!(self.pc, SweepPc::AfterUnlock { .. } | SweepPc::Done)
     }
 
-    /// Holds the lease (from a granted acquire until its release).
-    pub fn holds_lease(&self) -> bool {
-        matches!(self.pc, SweepPc::Write { .. } | SweepPc::Release { .. })
-    }
-
     /// The state's name.
     pub fn state_name(&self) -> &'static str {
         match self.pc {
@@ -238,11 +233,6 @@ impl LegacyTerminate {
             TerminatePc::Release => "Release",
             TerminatePc::Done => "Done",
         }
-    }
-
-    /// Holds the lease.
-    pub fn holds_lease(&self) -> bool {
-        !matches!(self.pc, TerminatePc::Acquire | TerminatePc::Done)
     }
 
     /// The next call or write.

@@ -84,19 +84,6 @@ impl AdminOp {
         }
     }
 
-    /// The input it applies.
-    pub fn input(&self) -> &Input {
-        &self.input
-    }
-
-    /// Does it hold (or may it hold) the workflow's lease?
-    pub fn holds_lease(&self) -> bool {
-        matches!(
-            self.pc,
-            AdminPc::Load { .. } | AdminPc::Commit { .. } | AdminPc::Release(_)
-        )
-    }
-
     /// Its lease token.
     pub fn token(&self) -> LeaseToken {
         self.token

@@ -58,11 +58,6 @@ impl OutboxOp {
         }
     }
 
-    /// The entry being performed or acknowledged.
-    pub fn current(&self) -> Option<&OutboxEntry> {
-        self.entries.front()
-    }
-
     /// The next entry, or the end.
     fn advance(&mut self) -> OutboxPc {
         self.entries.pop_front();

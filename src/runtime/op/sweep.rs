@@ -133,32 +133,6 @@ impl SweepOp {
         }
     }
 
-    /// The workflow this sweep works on, once it popped one.
-    pub fn workflow(&self) -> Option<&WorkflowId> {
-        match &self.pc {
-            Pc::Pop | Pc::Done(_) => None,
-            Pc::Acquire { id }
-            | Pc::HandBack { id }
-            | Pc::Load { id, .. }
-            | Pc::Commit { id, .. }
-            | Pc::Requeue { id, .. }
-            | Pc::Drop { id, .. }
-            | Pc::Release { id, .. } => Some(id),
-        }
-    }
-
-    /// Does the sweep hold (or may it hold) the workflow's lease?
-    pub fn holds_lease(&self) -> bool {
-        matches!(
-            self.pc,
-            Pc::Load { .. }
-                | Pc::Commit { .. }
-                | Pc::Requeue { .. }
-                | Pc::Drop { .. }
-                | Pc::Release { .. }
-        )
-    }
-
     /// Its lease token.
     pub fn token(&self) -> LeaseToken {
         self.token

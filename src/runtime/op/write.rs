@@ -72,11 +72,6 @@ impl ReportOp {
         }
     }
 
-    /// The workflow it reports on.
-    pub fn workflow(&self) -> &WorkflowId {
-        &self.id
-    }
-
     fn failed(failure: CallFailed) -> ReportPc {
         ReportPc::Done(Err(ReportError::Store(failure)))
     }
