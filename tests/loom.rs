@@ -358,6 +358,20 @@ impl Operation for LegacySweep {
             _ => None,
         }
     }
+
+    fn state_name(&self) -> &'static str {
+        match self.pc {
+            LegacyPc::Pop => "Pop",
+            LegacyPc::Acquire { .. } => "Acquire",
+            LegacyPc::HandBack { .. } => "HandBack",
+            LegacyPc::Load { .. } => "Load",
+            LegacyPc::Commit { .. } => "Commit",
+            LegacyPc::Requeue { .. } => "Requeue",
+            LegacyPc::Release { .. } => "Release",
+            LegacyPc::Remove { .. } => "Remove (after unlock)",
+            LegacyPc::Done(_) => "Done",
+        }
+    }
 }
 
 fn legacy_sweep(engine: &TestEngine, now_ms: u64) -> LegacyOutcome {

@@ -9,7 +9,7 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [(&str, &str); 14] = [
+const COLUMNS: [(&str, &str); 16] = [
     ("I1", "I1"),
     ("I1 at rest", "I1 at rest"),
     ("I2", "I2"),
@@ -21,6 +21,8 @@ const COLUMNS: [(&str, &str); 14] = [
     ("I6b after an expiry", "I6b exact"),
     ("completion", "completion"),
     ("decisions accepted", "decisions"),
+    ("inspect agrees", "inspect"),
+    ("operations report what happened", "outputs"),
     ("no operation finishes holding its lease", "leases"),
     ("I6a after a store failure", "I6a failed"),
     ("I7 after a store failure", "I7 failed"),

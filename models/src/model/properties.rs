@@ -1,11 +1,14 @@
 //! The properties checked on every reachable state: I1–I6, completion and the failure-handling
 //! properties as `always`, non-vacuity and edge coverage as `sometimes` (SPEC section 8).
 
+use std::sync::Arc;
+
 use stateright::{Model, Property};
+use wfstate::runtime::{InspectOp, Inspection, Next, Operation};
 use wfstate::{check, Invariant, TaskStatus, WorkflowStatus};
 
 use super::protocol::ProtocolModel;
-use super::state::State;
+use super::state::{State, NOW_MS};
 
 type Condition = fn(&ProtocolModel, &State) -> bool;
 
@@ -33,7 +36,12 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     // With the queue plan inside the commit, no lease expiry leaves a stale entry either: the
     // decider queue is exact at rest even after one (stronger than SPEC I6b asks).
     ("I6b after an expiry", |_, s| {
-        s.in_flight() || s.queued() == (s.status() == WorkflowStatus::Running)
+        s.in_flight() || queue_violation(s).is_none()
+    }),
+    // The runtime's own inspect, run at rest on a copy of the store, sees what the model sees.
+    ("inspect agrees", inspect_agrees),
+    ("operations report what happened", |_, s| {
+        !s.ghost.lost_output
     }),
     ("decisions accepted", |_, s| !s.ghost.decision_rejected),
     ("completion", completion),
@@ -169,9 +177,46 @@ fn holds(state: &State, invariant: Invariant) -> bool {
         .all(|violation| violation.invariant() != invariant)
 }
 
+/// I6 as the runtime's `Inspection::queue_violation` judges the stored state.
+fn queue_violation(state: &State) -> Option<Invariant> {
+    let inspection = Inspection {
+        workflow: Arc::clone(state.workflow()),
+        due_ms: state.store.decider_due(&State::id()),
+    };
+    inspection.queue_violation()
+}
+
 /// I6a: at rest, a RUNNING workflow is in the decider queue.
 fn i6a(_: &ProtocolModel, state: &State) -> bool {
-    state.in_flight() || state.status() != WorkflowStatus::Running || state.queued()
+    state.in_flight() || queue_violation(state) != Some(Invariant::I6a)
+}
+
+/// With no operation in flight and the lease free, the runtime's inspect operation, driven over
+/// a copy of the store, returns the stored workflow and its queue membership.
+fn inspect_agrees(model: &ProtocolModel, state: &State) -> bool {
+    let free = state
+        .store
+        .lease(&State::id())
+        .is_none_or(|lease| !lease.is_valid_at(NOW_MS));
+    if state.in_flight() || !free {
+        return true;
+    }
+    let mut store = state.store.clone();
+    let token = wfstate::runtime::LeaseToken::new(3, 0);
+    let mut op = InspectOp::new(State::id(), token, NOW_MS, &model.engine);
+    for _ in 0..8 {
+        let Next::Call(call) = op.next() else { break };
+        let reply = store.execute(call);
+        op.resume(Ok(reply), &*model.decider);
+    }
+    let expected = Inspection {
+        workflow: Arc::clone(state.workflow()),
+        due_ms: state.store.decider_due(&State::id()),
+    };
+    matches!(op.finish(), Some(Ok(inspection)) if inspection == expected)
+        && store
+            .lease(&State::id())
+            .is_none_or(|lease| lease.holder != token)
 }
 
 /// No action enabled ⇒ the workflow is terminal, out of the decider queue, and every owed effect

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stateright::{Model, Property};
 use wfstate::runtime::{
     AdminOp, Call, CallKind, CommitReply, Decider, DeciderPlan, EngineConfig, Next, Operation,
-    OutboxOp, PollOp, QueuePlan, Reply, ReportOp, StoreFailure, SweepOp,
+    OutboxOp, PollOp, QueuePlan, Reply, ReportOp, StartOp, StoreFailure, SweepOp,
 };
 use wfstate::{
     check_pair, AdminInput, Decision, Definition, EngineInput, Input, Outcome, Report,
@@ -630,6 +630,7 @@ impl ProtocolModel {
             SweeperOp::Fixed(sweep) if matches!(sweep.next(), Next::Done) => {
                 let token = sweep.token();
                 let outcome = sweep.finish();
+                state.ghost.lost_output |= outcome.is_none();
                 if matches!(
                     outcome,
                     Some(Err(wfstate::runtime::SweepError::Rejected { .. }))
@@ -719,6 +720,13 @@ impl ProtocolModel {
         match op {
             OperatorOp::Fixed(admin) if matches!(admin.next(), Next::Done) => {
                 let token = admin.token();
+                let outcome = admin.finish();
+                // The operator starts only when the lease is free, so its acquire is granted.
+                let locked = matches!(
+                    outcome,
+                    Some(Err(wfstate::runtime::AdminError::Locked { .. }))
+                );
+                state.ghost.lost_output |= outcome.is_none() || locked;
                 self.check_released(state, token, release_failed);
             }
             OperatorOp::Legacy(terminate) if matches!(terminate.next(), LegacyNext::Done) => {}
@@ -744,7 +752,9 @@ impl ProtocolModel {
             state.workers[index].poll = Some(poll);
             return;
         }
-        if let Some(Ok(Some(polled))) = poll.finish() {
+        let polled = poll.finish();
+        state.ghost.lost_output |= polled.is_none();
+        if let Some(Ok(Some(polled))) = polled {
             let retry = state
                 .workflow()
                 .task(&polled.task)
@@ -813,7 +823,9 @@ impl ProtocolModel {
                 };
                 op.resume(reply, &*self.decider);
                 if matches!(op.next(), Next::Done) {
-                    match op.clone().finish() {
+                    let outcome = op.clone().finish();
+                    state.ghost.lost_output |= outcome.is_none();
+                    match outcome {
                         Some(Ok(applied)) if applied.step.outcome() == Outcome::Progress => {
                             state.ghost.last_edge =
                                 Some((TaskStatus::InProgress, TaskStatus::InProgress));
@@ -874,7 +886,9 @@ impl ProtocolModel {
             },
         };
         op.resume(reply, &*self.decider);
-        if !matches!(op.next(), Next::Done) {
+        if matches!(op.next(), Next::Done) {
+            state.ghost.lost_output |= op.finish().is_none();
+        } else {
             state.outbox = Some(op);
         }
     }
@@ -986,12 +1000,15 @@ impl Model for ProtocolModel {
 
     fn init_states(&self) -> Vec<State> {
         let tasks = self.config.definition.tasks.len();
+        // The workflow is started by the runtime's own start operation.
         let mut store = wfstate::runtime::StoreState::new();
-        let workflow = Workflow::new(State::id());
-        store.execute(Call::Insert {
-            workflow: &workflow,
-            now_ms: NOW_MS,
-        });
+        let mut start = StartOp::new(State::id(), NOW_MS);
+        while let Next::Call(call) = start.next() {
+            let reply = store.execute(call);
+            start.resume(Ok(reply), &*self.decider);
+        }
+        let started = start.finish();
+        let lost_output = started != Some(Ok(()));
         vec![State {
             store,
             sweepers: vec![
@@ -1022,7 +1039,10 @@ impl Model for ProtocolModel {
                 store_failures: self.config.store_failures,
                 ticks: self.config.ticks,
             },
-            ghost: Ghost::default(),
+            ghost: Ghost {
+                lost_output,
+                ..Ghost::default()
+            },
         }]
     }
 

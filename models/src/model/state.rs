@@ -201,6 +201,8 @@ pub struct Ghost {
     pub finished_holding_lease: bool,
     /// Archiving was performed (or, legacy, attempted inline).
     pub archived: bool,
+    /// An operation said it was done but gave no output, or an outcome it cannot have.
+    pub lost_output: bool,
     /// The workflow was paused at some point.
     pub paused: bool,
     /// A retry brought the workflow back to RUNNING.
