@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use stateright::{Model, Property};
-use wfstate::runtime::{InspectOp, Inspection, Next, Operation};
+use wfstate::runtime::{InspectError, InspectOp, Inspection, Next, Operation, StoreFailure};
 use wfstate::{check, Invariant, TaskStatus, WorkflowStatus};
 
 use super::protocol::ProtocolModel;
@@ -213,10 +213,31 @@ fn inspect_agrees(model: &ProtocolModel, state: &State) -> bool {
         workflow: Arc::clone(state.workflow()),
         due_ms: state.store.decider_due(&State::id()),
     };
-    matches!(op.finish(), Some(Ok(inspection)) if inspection == expected)
+    let agrees = matches!(op.finish(), Some(Ok(inspection)) if inspection == expected)
         && store
             .lease(&State::id())
-            .is_none_or(|lease| lease.holder != token)
+            .is_none_or(|lease| lease.holder != token);
+    // The same inspect with its acquire ambiguous (granted, reply lost): it fails with the
+    // store error and releases the lease it may hold.
+    let mut store = state.store.clone();
+    let mut op = InspectOp::new(State::id(), token, NOW_MS, &model.engine);
+    let mut first = true;
+    for _ in 0..8 {
+        let Next::Call(call) = op.next() else { break };
+        let reply = store.execute(call);
+        let reply = if first {
+            Err(StoreFailure::ambiguous("model: reply lost"))
+        } else {
+            Ok(reply)
+        };
+        first = false;
+        op.resume(reply, &*model.decider);
+    }
+    let recovered = matches!(op.finish(), Some(Err(InspectError::Store(_))))
+        && store
+            .lease(&State::id())
+            .is_none_or(|lease| lease.holder != token);
+    agrees && recovered
 }
 
 /// No action enabled ⇒ the workflow is terminal, out of the decider queue, and every owed effect

@@ -865,9 +865,13 @@ impl ProtocolModel {
             .outbox
             .take()
             .unwrap_or_else(|| OutboxOp::new(NOW_MS, self.engine.outbox_claim_ms, 1));
+        // With one entry per pass, the action that ends the pass says what the pass did:
+        // (performed, failed, a store call failed).
+        let expected;
         let reply = match op.next() {
             Next::Done => return,
             Next::Perform(entry) => {
+                expected = (0, usize::from(fail), false);
                 if fail {
                     state.budgets.effect_failures -= 1;
                     state.ghost.effect_failed = true;
@@ -877,17 +881,28 @@ impl ProtocolModel {
                 }
                 Ok(Reply::Performed(!fail))
             }
-            Next::Call(call) => match self.execute(state, ActorId::Outbox, call, fault) {
-                Some(reply) => reply,
-                None => {
-                    state.outbox = Some(op);
-                    return;
+            Next::Call(call) => {
+                let acknowledging = call.kind() == CallKind::AckOutbox;
+                match self.execute(state, ActorId::Outbox, call, fault) {
+                    Some(reply) => {
+                        let ok = reply.is_ok();
+                        expected = (usize::from(acknowledging && ok), 0, !ok);
+                        reply
+                    }
+                    None => {
+                        state.outbox = Some(op);
+                        return;
+                    }
                 }
-            },
+            }
         };
         op.resume(reply, &*self.decider);
         if matches!(op.next(), Next::Done) {
-            state.ghost.lost_output |= op.finish().is_none();
+            let pass = op.finish();
+            let reported = pass
+                .as_ref()
+                .map(|pass| (pass.performed, pass.failed, pass.store_failure.is_some()));
+            state.ghost.lost_output |= reported != Some(expected);
         } else {
             state.outbox = Some(op);
         }
