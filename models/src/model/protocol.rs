@@ -14,8 +14,8 @@ use wfstate::runtime::{
     OutboxOp, PollOp, QueuePlan, Reply, ReportOp, StartOp, StoreFailure, SweepOp,
 };
 use wfstate::{
-    check_pair, AdminInput, Decision, Definition, EngineInput, Input, Outcome, Report,
-    ReportStatus, TaskId, TaskStatus, Workflow, WorkflowStatus,
+    check_pair, AdminInput, Decision, EngineInput, Input, Outcome, Report, ReportStatus, TaskId,
+    TaskStatus, Workflow, WorkflowStatus,
 };
 
 use super::config::{Config, Variant};
@@ -1129,9 +1129,4 @@ impl Model for ProtocolModel {
 fn insert_sorted(network: &mut Vec<Message>, message: Message) {
     let position = network.partition_point(|m| m <= &message);
     network.insert(position, message);
-}
-
-/// The reference decider as a plain function, for callers that want one.
-pub fn reference_decide(workflow: &Workflow, definition: &Definition) -> Decision {
-    wfstate::decide(workflow, definition)
 }
