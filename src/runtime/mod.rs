@@ -100,6 +100,8 @@ mod hash;
 mod memory;
 mod op;
 mod outbox;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod state;
 mod sync;
 
@@ -115,4 +117,6 @@ pub use op::{
     OutboxPass, PollOp, Polled, ReportOp, StartOp, Sweep, SweepOp,
 };
 pub use outbox::{EffectHandler, OutboxFailure, OutboxRun};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use state::StoreState;

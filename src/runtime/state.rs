@@ -585,6 +585,46 @@ impl StoreState {
         self.decider.push(id, now_ms);
     }
 
+    /// A store's contents, rebuilt entry by entry (a [`PostgresStore`](super::PostgresStore)
+    /// snapshot): a decider-queue entry of `id`, placed after every entry restored before it.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn restore_decider(
+        &mut self,
+        id: &WorkflowId,
+        due_ms: u64,
+        holder: Option<LeaseToken>,
+    ) {
+        self.decider.place(id, due_ms, holder);
+    }
+
+    /// Restores a lease record.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn restore_lease(&mut self, id: WorkflowId, lease: Lease) {
+        self.leases.insert(id, lease);
+    }
+
+    /// Restores a task-queue entry, placed after every entry of its queue restored before it.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn restore_task(&mut self, queued: QueuedTask, due_ms: u64) {
+        self.push_task(&queued, due_ms);
+    }
+
+    /// Restores an owed effect under its outbox sequence.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn restore_owed(&mut self, entry: OutboxEntry, visible_at_ms: u64) {
+        self.next_outbox = self.next_outbox.max(entry.sequence);
+        self.outbox.insert(
+            entry.sequence,
+            Owed {
+                workflow: entry.workflow,
+                version: entry.version,
+                effect: entry.effect,
+                attempts: entry.attempts,
+                visible_at_ms,
+            },
+        );
+    }
+
     /// Renumbers the internal counters (queue order, the next outbox sequence) so that two
     /// states with the same contents and the same order are equal. Outbox sequences in use are
     /// kept: a runner may hold them.

@@ -209,17 +209,26 @@ pub struct Ghost {
     pub retried: bool,
 }
 
+/// The one workflow's id, built once (the properties read the workflow in every state).
+static WORKFLOW_ID: std::sync::LazyLock<WorkflowId> =
+    std::sync::LazyLock::new(|| WorkflowId::new(WORKFLOW));
+
 impl State {
     /// The workflow's id.
     pub fn id() -> WorkflowId {
         WorkflowId::new(WORKFLOW)
     }
 
-    /// The stored workflow.
+    /// The stored workflow. The model starts exactly one, in the initial state: a store that
+    /// loses it or invents another is a bug of the store, and the check stops on it.
     pub fn workflow(&self) -> &Arc<Workflow> {
+        assert_eq!(
+            self.store.workflow_count(),
+            1,
+            "the store holds one workflow"
+        );
         self.store
-            .workflows()
-            .next()
+            .workflow(&WORKFLOW_ID)
             .expect("the model starts its one workflow in the initial state")
     }
 
