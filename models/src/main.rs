@@ -8,6 +8,8 @@
 //! wfstate audit [--json] FILE...
 //! wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl
 //! wfstate table [--format markdown|mermaid|json]
+//! wfstate engine --postgres URL [--seconds N] [--seed N] [--workflows N] [--fail-percent P]
+//! [--record-effects TABLE]
 //! ```
 
 use std::process::ExitCode;
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         "audit" => cli::audit::run(&rest),
         "replay" => cli::replay::run(&rest),
         "table" => cli::table::run(&rest),
+        "engine" => cli::engine::run(&rest),
         "help" | "--help" | "-h" => {
             println!("{}", cli::USAGE);
             ExitCode::SUCCESS

@@ -2,6 +2,9 @@
 //! it ends). Without server binaries a test says so on stderr and passes, except under `CI=true`,
 //! where a missing server is a failure, never a silent skip.
 
+// Each test file uses part of it.
+#![allow(dead_code)]
+
 use wfstate::runtime::postgres::{Cluster, ClusterError};
 
 /// A fresh cluster, or `None` (with a note on stderr) when this machine has no server binaries

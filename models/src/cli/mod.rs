@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod engine;
 pub mod explore;
 pub mod replay;
 pub mod table;
@@ -15,4 +16,6 @@ usage:
   wfstate explore CONFIG VARIANT [--port N]
   wfstate audit [--json] FILE...
   wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl
-  wfstate table [--format markdown|mermaid|json]";
+  wfstate table [--format markdown|mermaid|json]
+  wfstate engine --postgres URL [--seconds N] [--seed N] [--workflows N] [--fail-percent P]
+ [--record-effects TABLE]";

@@ -147,18 +147,27 @@ impl PostgresStore {
 
     fn with_connection<T>(
         &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, StoreFailure>,
+        mut work: impl FnMut(&mut Connection) -> Result<T, StoreFailure>,
     ) -> Result<T, StoreFailure> {
         let idle = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut connection = match idle {
-            Some(connection) if !connection.client.is_closed() => connection,
-            _ => self.connect()?,
+        let (mut connection, pooled) = match idle {
+            Some(connection) if !connection.client.is_closed() => (connection, true),
+            _ => (self.connect()?, false),
         };
-        let result = work(&mut connection);
+        let mut result = work(&mut connection);
+        // An idle connection the server dropped meanwhile (a restart, an idle timeout): a call
+        // that certainly did not happen on it is tried once more on a fresh connection.
+        if pooled
+            && connection.client.is_closed()
+            && matches!(result, Err(StoreFailure::NotDone { .. }))
+        {
+            connection = self.connect()?;
+            result = work(&mut connection);
+        }
         // A connection whose transaction was cut off is closed or aborted: drop it.
         if !connection.client.is_closed() && !connection.poisoned {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
