@@ -221,15 +221,24 @@ impl State {
 
     /// The stored workflow. The model starts exactly one, in the initial state: a store that
     /// loses it or invents another is a bug of the store, and the check stops on it.
+    ///
+    /// It also checks that the store's counting accessors agree with its contents (they are
+    /// what tests and operators read): one workflow, and a decider queue holding at most its
+    /// one entry.
     pub fn workflow(&self) -> &Arc<Workflow> {
-        assert_eq!(
-            self.store.workflow_count(),
-            1,
-            "the store holds one workflow"
-        );
-        self.store
+        let store = &self.store;
+        assert_eq!(store.workflow_count(), 1, "the store holds one workflow");
+        assert_eq!(store.workflows().count(), 1, "the store lists one workflow");
+        let workflow = store
             .workflow(&WORKFLOW_ID)
-            .expect("the model starts its one workflow in the initial state")
+            .expect("the model starts its one workflow in the initial state");
+        let queued = store.decider_due(&WORKFLOW_ID).is_some();
+        assert_eq!(
+            store.decider_len(),
+            usize::from(queued),
+            "decider queue length"
+        );
+        workflow
     }
 
     /// Its status.

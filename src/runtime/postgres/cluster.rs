@@ -167,6 +167,17 @@ impl Cluster {
         std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default()
     }
 
+    /// A client program (`psql`, `pgbench`), from the server's binaries or else from `PATH`;
+    /// clients may run as root.
+    pub fn command_in_path(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if path.is_file() {
+            Command::new(path)
+        } else {
+            Command::new(program)
+        }
+    }
+
     /// A command of the server's binaries (through `runuser` as root).
     pub fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);

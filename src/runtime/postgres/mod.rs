@@ -25,6 +25,8 @@ use postgres::error::SqlState;
 use postgres::types::Json;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 
+use super::hash::Map;
+
 use super::contract::{
     Call, CommitReply, DeciderPlan, Lease, LeaseToken, OutboxEntry, QueuePlan, QueuedTask, Receipt,
     Reply, Store, StoreFailure,
@@ -67,7 +69,15 @@ pub struct PostgresStore {
     config: postgres::Config,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    /// The workflows this store loaded last, by id: a commit applies its step to the copy at
+    /// the step's read version instead of reading it again (the compare-and-swap still checks
+    /// the stored version).
+    loaded: Mutex<Map<WorkflowId, Arc<Workflow>>>,
+    cache: bool,
 }
+
+/// At most this many cached workflows (then the cache starts over).
+const CACHE: usize = 4096;
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,7 +106,17 @@ impl PostgresStore {
             config,
             idle: Mutex::new(vec![first]),
             max_idle: 16,
+            loaded: Mutex::new(Map::default()),
+            cache: true,
         })
+    }
+
+    /// Whether a commit may apply its step to this store's own copy of the workflow as it loaded
+    /// it at the step's read version (default `true`), or always reads the stored workflow
+    /// under a row lock first. Either way the compare-and-swap checks the stored version.
+    pub fn with_load_cache(mut self, cache: bool) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Keeps at most `max_idle` idle connections (default 16).
@@ -179,9 +199,64 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    fn remember(&self, workflow: Arc<Workflow>) {
+        if !self.cache {
+            return;
+        }
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if loaded.len() >= CACHE {
+            loaded.clear();
+        }
+        loaded.insert(workflow.id().clone(), workflow);
+    }
+
+    fn take(&self, id: &WorkflowId) -> Option<Arc<Workflow>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+    }
+}
+
 impl Store for PostgresStore {
     fn call(&self, call: Call<'_>) -> Result<Reply, StoreFailure> {
-        self.with_connection(|connection| connection.call(call))
+        match call {
+            Call::Commit {
+                id,
+                step,
+                plan,
+                now_ms,
+            } => {
+                let mut cached = self.take(id);
+                let (reply, written) = self.with_connection(|connection| {
+                    let st = &connection.statements;
+                    let result = commit(
+                        &mut connection.client,
+                        st,
+                        cached.take(),
+                        id,
+                        step,
+                        plan,
+                        now_ms,
+                    );
+                    connection.note(result)
+                })?;
+                if let Some(workflow) = written {
+                    self.remember(Arc::new(workflow));
+                }
+                Ok(reply)
+            }
+            Call::Load { id } => {
+                let reply = self.with_connection(|connection| connection.call(call))?;
+                match &reply {
+                    Reply::Loaded(Some(workflow)) => self.remember(Arc::clone(workflow)),
+                    _ => drop(self.take(id)),
+                }
+                Ok(reply)
+            }
+            _ => self.with_connection(|connection| connection.call(call)),
+        }
     }
 }
 
@@ -226,6 +301,7 @@ struct Statements {
     insert_workflow: Statement,
     load: Statement,
     load_for_update: Statement,
+    version_of: Statement,
     write_workflow: Statement,
     acquire: Statement,
     lease_of: Statement,
@@ -233,7 +309,6 @@ struct Statements {
     decider_push: Statement,
     decider_leave: Statement,
     decider_requeue: Statement,
-    decider_wake: Statement,
     decider_pop: Statement,
     decider_hand_back: Statement,
     decider_drop_if_not_running: Statement,
@@ -248,6 +323,10 @@ struct Statements {
 
 impl Connection {
     fn prepare(mut client: Client) -> Result<Connection, postgres::Error> {
+        // Only inserts and commits must survive a server crash (they run in `durable`
+        // transactions); leases, pops, polls and acks are bookkeeping the protocol rebuilds
+        // (`docs/postgres.md`, "Durability"), so they do not wait for the WAL flush.
+        client.batch_execute("SET synchronous_commit = off")?;
         let mut prepare = |sql: &str| client.prepare(sql);
         let statements = Statements {
             insert_workflow: prepare(
@@ -258,6 +337,7 @@ impl Connection {
             load_for_update: prepare(
                 "SELECT version, data FROM wf_workflows WHERE id = $1 FOR UPDATE",
             )?,
+            version_of: prepare("SELECT version FROM wf_workflows WHERE id = $1")?,
             write_workflow: prepare(
                 "UPDATE wf_workflows SET version = $3, status = $4, data = $5 \
                  WHERE id = $1 AND version = $2",
@@ -285,10 +365,6 @@ impl Connection {
             )?,
             decider_leave: prepare("DELETE FROM wf_decider WHERE workflow_id = $1")?,
             decider_requeue: prepare(
-                "UPDATE wf_decider SET due_ms = $2, placed = nextval('wf_placement'), \
-                 holder_owner = NULL, holder_serial = NULL WHERE workflow_id = $1",
-            )?,
-            decider_wake: prepare(
                 "UPDATE wf_decider SET due_ms = $2, placed = nextval('wf_placement'), \
                  holder_owner = NULL, holder_serial = NULL WHERE workflow_id = $1",
             )?,
@@ -349,6 +425,11 @@ impl Connection {
 
     fn call(&mut self, call: Call<'_>) -> Result<Reply, StoreFailure> {
         let result = self.execute(call);
+        self.note(result)
+    }
+
+    /// An ambiguous failure leaves the session in an unknown state: it is not reused.
+    fn note<T>(&mut self, result: Result<T, StoreFailure>) -> Result<T, StoreFailure> {
         if matches!(result, Err(StoreFailure::Ambiguous { .. })) {
             self.poisoned = true;
         }
@@ -386,7 +467,7 @@ impl Connection {
                 step,
                 plan,
                 now_ms,
-            } => commit(client, st, id, step, plan, now_ms),
+            } => commit(client, st, None, id, step, plan, now_ms).map(|(reply, _)| reply),
             Call::PopDecider {
                 token,
                 now_ms,
@@ -492,6 +573,48 @@ impl Connection {
     }
 }
 
+/// What a transaction's body decided.
+enum Outcome<T> {
+    /// Commit, then reply `T`.
+    Commit(T),
+    /// Roll back (nothing changed), then reply `T`.
+    Rollback(T),
+}
+
+/// Runs `body` in a durable transaction: `BEGIN` and `SET LOCAL synchronous_commit = on` in one
+/// round trip, so its COMMIT returns only once its WAL is flushed (the session's other calls
+/// commit asynchronously, `docs/postgres.md`). Any failure before COMMIT rolls back: certainly
+/// not done. A COMMIT the server refuses did not happen; one whose answer was lost may have.
+fn durable<T>(
+    client: &mut Client,
+    body: impl FnOnce(&mut Client) -> Result<Outcome<T>, StoreFailure>,
+) -> Result<T, StoreFailure> {
+    client
+        .batch_execute("BEGIN; SET LOCAL synchronous_commit = on")
+        .map_err(not_done)?;
+    match body(client) {
+        Ok(Outcome::Commit(reply)) => {
+            client.batch_execute("COMMIT").map_err(|error| {
+                if error.as_db_error().is_some() {
+                    not_done(error)
+                } else {
+                    ambiguous(error)
+                }
+            })?;
+            Ok(reply)
+        }
+        Ok(Outcome::Rollback(reply)) => {
+            client.batch_execute("ROLLBACK").map_err(not_done)?;
+            Ok(reply)
+        }
+        Err(failure) => {
+            // The server rolls back an aborted transaction when the session ends, too.
+            let _ = client.batch_execute("ROLLBACK");
+            Err(failure)
+        }
+    }
+}
+
 /// The insert: the workflow, its decider entry and its SCHEDULED attempts, in one transaction.
 fn insert(
     client: &mut Client,
@@ -499,43 +622,42 @@ fn insert(
     workflow: &Workflow,
     now_ms: u64,
 ) -> Result<Reply, StoreFailure> {
-    let mut tx = client.transaction().map_err(not_done)?;
-    let id = workflow.id().as_str();
-    let inserted = tx
-        .execute(
-            &st.insert_workflow,
-            &[
-                &id,
-                &version(workflow.version()),
-                &workflow.status().as_str(),
-                &Json(workflow),
-            ],
-        )
-        .map_err(not_done)?;
-    if inserted == 0 {
-        tx.rollback().map_err(not_done)?;
-        return Ok(Reply::Inserted(false));
-    }
-    if workflow.status() == WorkflowStatus::Running {
-        tx.execute(&st.decider_push, &[&id, &ms(now_ms)])
-            .map_err(not_done)?;
-    }
-    for task in workflow.tasks() {
-        if task.status == TaskStatus::Scheduled {
-            tx.execute(
-                &st.task_push,
+    durable(client, |tx| {
+        let id = workflow.id().as_str();
+        let inserted = tx
+            .execute(
+                &st.insert_workflow,
                 &[
-                    &task.id.as_str(),
                     &id,
-                    &task.reference_name.as_str(),
-                    &ms(now_ms),
+                    &version(workflow.version()),
+                    &workflow.status().as_str(),
+                    &Json(workflow),
                 ],
             )
             .map_err(not_done)?;
+        if inserted == 0 {
+            return Ok(Outcome::Rollback(Reply::Inserted(false)));
         }
-    }
-    finish(tx)?;
-    Ok(Reply::Inserted(true))
+        if workflow.status() == WorkflowStatus::Running {
+            tx.execute(&st.decider_push, &[&id, &ms(now_ms)])
+                .map_err(not_done)?;
+        }
+        for task in workflow.tasks() {
+            if task.status == TaskStatus::Scheduled {
+                tx.execute(
+                    &st.task_push,
+                    &[
+                        &task.id.as_str(),
+                        &id,
+                        &task.reference_name.as_str(),
+                        &ms(now_ms),
+                    ],
+                )
+                .map_err(not_done)?;
+            }
+        }
+        Ok(Outcome::Commit(Reply::Inserted(true)))
+    })
 }
 
 /// The lease: granted in one statement unless another token holds a valid one.
@@ -585,78 +707,114 @@ fn acquire(
     ))
 }
 
-/// The commit: lock the row, check the version, apply the step, write it with the
-/// compare-and-swap, append the outbox rows and apply the queue plan; one transaction.
+/// The commit, one durable transaction: the compare-and-swap `UPDATE ... WHERE id = $1 AND
+/// version = $2` of the step applied to the workflow as loaded at the step's read version (from
+/// this store's cache of its own loads, or read under a row lock), the outbox rows, the queue
+/// plan.
 fn commit(
     client: &mut Client,
     st: &Statements,
+    loaded: Option<Arc<Workflow>>,
     id: &WorkflowId,
     step: &Step,
     plan: &QueuePlan,
     now_ms: u64,
-) -> Result<Reply, StoreFailure> {
-    let mut tx = client.transaction().map_err(not_done)?;
-    let Some(row) = tx
-        .query_opt(&st.load_for_update, &[&id.as_str()])
-        .map_err(not_done)?
-    else {
-        tx.rollback().map_err(not_done)?;
-        return Ok(Reply::Committed(CommitReply::Unknown));
-    };
-    let stored = unversion(row.get(0));
-    if stored != step.read_version() || !step.is_applied() {
-        tx.rollback().map_err(not_done)?;
-        return Ok(Reply::Committed(CommitReply::Stale { current: stored }));
-    }
-    let mut workflow = workflow_of(&row, 1)?;
-    if workflow.apply(step).is_err() {
-        tx.rollback().map_err(not_done)?;
-        return Ok(Reply::Committed(CommitReply::Stale { current: stored }));
-    }
-    let receipt = Receipt {
-        version: workflow.version(),
-        status: workflow.status(),
-    };
-    let written = tx
-        .execute(
-            &st.write_workflow,
-            &[
-                &id.as_str(),
-                &version(stored),
-                &version(receipt.version),
-                &receipt.status.as_str(),
-                &Json(&workflow),
-            ],
-        )
+) -> Result<(Reply, Option<Workflow>), StoreFailure> {
+    durable(client, |tx| {
+        let read = step.read_version();
+        let base = match loaded {
+            // The version fences the cache: (id, version) names one content, since workflows
+            // are never deleted and an insert never replaces one.
+            Some(workflow) if workflow.version() == read => Arc::unwrap_or_clone(workflow),
+            _ => match tx
+                .query_opt(&st.load_for_update, &[&id.as_str()])
+                .map_err(not_done)?
+            {
+                None => {
+                    return Ok(Outcome::Rollback((
+                        Reply::Committed(CommitReply::Unknown),
+                        None,
+                    )))
+                }
+                Some(row) => {
+                    let stored = unversion(row.get(0));
+                    if stored != read {
+                        let stale = CommitReply::Stale { current: stored };
+                        return Ok(Outcome::Rollback((Reply::Committed(stale), None)));
+                    }
+                    workflow_of(&row, 1)?
+                }
+            },
+        };
+        let mut workflow = base;
+        if !step.is_applied() || workflow.apply(step).is_err() {
+            // Not a step of this workflow at this version (a foreign step): stale, as the
+            // in-memory store says.
+            let current = current_version(tx, st, id)?;
+            let reply = match current {
+                Some(current) => CommitReply::Stale { current },
+                None => CommitReply::Unknown,
+            };
+            return Ok(Outcome::Rollback((Reply::Committed(reply), None)));
+        }
+        let receipt = Receipt {
+            version: workflow.version(),
+            status: workflow.status(),
+        };
+        let written = tx
+            .execute(
+                &st.write_workflow,
+                &[
+                    &id.as_str(),
+                    &version(read),
+                    &version(receipt.version),
+                    &receipt.status.as_str(),
+                    &Json(&workflow),
+                ],
+            )
+            .map_err(not_done)?;
+        if written == 0 {
+            let reply = match current_version(tx, st, id)? {
+                Some(current) => CommitReply::Stale { current },
+                None => CommitReply::Unknown,
+            };
+            return Ok(Outcome::Rollback((Reply::Committed(reply), None)));
+        }
+        for (position, effect) in step.effects_in(Phase::PostCommit).enumerate() {
+            let position = i32::try_from(position).unwrap_or(i32::MAX);
+            tx.execute(
+                &st.outbox_append,
+                &[
+                    &id.as_str(),
+                    &version(receipt.version),
+                    &position,
+                    &Json(effect),
+                ],
+            )
+            .map_err(not_done)?;
+        }
+        apply_plan(tx, st, id, plan, receipt.status, now_ms)?;
+        Ok(Outcome::Commit((
+            Reply::Committed(CommitReply::Done(receipt)),
+            Some(workflow),
+        )))
+    })
+}
+
+fn current_version(
+    client: &mut Client,
+    st: &Statements,
+    id: &WorkflowId,
+) -> Result<Option<u64>, StoreFailure> {
+    let row = client
+        .query_opt(&st.version_of, &[&id.as_str()])
         .map_err(not_done)?;
-    if written != 1 {
-        // Impossible under the row lock; refuse rather than guess.
-        tx.rollback().map_err(not_done)?;
-        return Err(StoreFailure::not_done(
-            "the compare-and-swap wrote no row under its lock",
-        ));
-    }
-    for (position, effect) in step.effects_in(Phase::PostCommit).enumerate() {
-        let position = i32::try_from(position).unwrap_or(i32::MAX);
-        tx.execute(
-            &st.outbox_append,
-            &[
-                &id.as_str(),
-                &version(receipt.version),
-                &position,
-                &Json(effect),
-            ],
-        )
-        .map_err(not_done)?;
-    }
-    apply_plan(&mut tx, st, id, plan, receipt.status, now_ms)?;
-    finish(tx)?;
-    Ok(Reply::Committed(CommitReply::Done(receipt)))
+    Ok(row.map(|row| unversion(row.get(0))))
 }
 
 /// A commit's queue plan, inside its transaction (the rules of `StoreState::apply_plan`).
 fn apply_plan(
-    tx: &mut Transaction<'_>,
+    tx: &mut Client,
     st: &Statements,
     id: &WorkflowId,
     plan: &QueuePlan,
@@ -674,7 +832,7 @@ fn apply_plan(
                 .map_err(not_done)?;
         }
         DeciderPlan::Wake if status == WorkflowStatus::Running => {
-            tx.execute(&st.decider_wake, &[&key, &ms(now_ms)])
+            tx.execute(&st.decider_requeue, &[&key, &ms(now_ms)])
                 .map_err(not_done)?;
         }
         DeciderPlan::Wake => {}
@@ -696,18 +854,6 @@ fn apply_plan(
         .map_err(not_done)?;
     }
     Ok(())
-}
-
-/// Commits a transaction: a refusal by the server is certainly not done; a COMMIT whose answer
-/// was lost may have happened.
-fn finish(tx: Transaction<'_>) -> Result<(), StoreFailure> {
-    tx.commit().map_err(|error| {
-        if error.as_db_error().is_some() {
-            not_done(error)
-        } else {
-            ambiguous(error)
-        }
-    })
 }
 
 /// Reads every table into a [`StoreState`], entries in their queue order.
