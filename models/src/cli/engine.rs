@@ -1,7 +1,9 @@
 //! `wfstate engine --postgres URL [--seconds N] [--seed N] [--workflows N] [--fail-percent P]
 //! [--record-effects TABLE]`: one engine process over a shared [`PostgresStore`], running a
-//! random mix for `N` seconds: sweeps, polls, reports (with duplicate and late deliveries),
-//! terminate, pause, resume and retry on the workflows `wf-0` .. `wf-{N-1}`, and the outbox
+//! random mix for `N` seconds: sweeps (a sweep that finds nothing due starts a new workflow of
+//! the process's own, so the load goes on), polls, reports (with duplicate and late
+//! deliveries), terminate, pause, resume and retry on the workflows `wf-0` .. `wf-{N-1}` and its
+//! own, and the outbox
 //! through an effect handler that fails `P` percent of the time. With `--record-effects`, each
 //! effect the handler performs is a row `(workflow_id, version, effect, performer)` in `TABLE`
 //! before the handler reports success.
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postgres::NoTls;
 use wfstate::runtime::{
     AdminError, CallFailed, Engine, EngineConfig, OutboxEntry, PollError, PostgresStore,
-    ReportError, StartError, SweepError,
+    ReportError, StartError, Sweep, SweepError,
 };
 use wfstate::{Definition, Report, ReportStatus, TaskDefinition, TaskId, WorkflowId};
 
@@ -152,6 +154,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut run = Run {
         rng: options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
         held: Vec::new(),
+        started: Vec::new(),
         ops: 0,
         ambiguous: 0,
         failures: 0,
@@ -227,6 +230,8 @@ impl Recorder {
 struct Run {
     rng: u64,
     held: Vec<(WorkflowId, TaskId)>,
+    /// The workflows this process started (beyond `wf-0` .. `wf-{N-1}`).
+    started: Vec<WorkflowId>,
     ops: u64,
     ambiguous: u64,
     failures: u64,
@@ -269,11 +274,32 @@ impl Run {
         recorder: Option<&mut Recorder>,
     ) -> Option<CallFailed> {
         let now = now_ms();
-        let id = WorkflowId::new(format!("wf-{}", self.below(options.workflows)));
+        let id = if !self.started.is_empty() && self.below(2) == 0 {
+            let index = self.below(self.started.len() as u64) as usize;
+            self.started[index].clone()
+        } else {
+            WorkflowId::new(format!("wf-{}", self.below(options.workflows)))
+        };
         match self.below(100) {
             0..=39 => match engine.sweep_once(now) {
                 Err(SweepError::Store(failed)) => Some(failed),
-                _ => None,
+                // Nothing due: the load goes on with a new workflow of this process's own.
+                Ok(Sweep::Empty) => {
+                    let fresh = WorkflowId::new(format!(
+                        "p{}-{}-{}",
+                        options.seed,
+                        std::process::id(),
+                        self.started.len()
+                    ));
+                    match engine.start(fresh.clone(), now) {
+                        Err(StartError::Store(failed)) => Some(failed),
+                        _ => {
+                            self.started.push(fresh);
+                            None
+                        }
+                    }
+                }
+                Ok(_) | Err(_) => None,
             },
             40..=64 => {
                 let reference = REFERENCES[self.below(3) as usize];
