@@ -368,3 +368,36 @@ fn postgres_crash_test_across_engine_processes() {
     assert_eq!(restarts, 1);
     assert!(counts.ops > 0 && owed > 0);
 }
+
+#[test]
+fn postgres_engine_command_refuses_bad_arguments_without_panicking() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wfstate"))
+            .arg("engine")
+            .args(args)
+            .output()
+            .expect("run wfstate engine")
+    };
+    let code = |args: &[&str]| run(args).status.code();
+    assert_eq!(code(&[]), Some(2), "no --postgres");
+    assert_eq!(code(&["--postgres"]), Some(2), "no value");
+    assert_eq!(code(&["--postgres", "x", "--seconds", "soon"]), Some(2));
+    assert_eq!(code(&["--postgres", "x", "--workflows", "0"]), Some(2));
+    assert_eq!(
+        code(&["--postgres", "x", "--record-effects", "t; DROP"]),
+        Some(2)
+    );
+    assert_eq!(code(&["--postgres", "x", "--bogus"]), Some(2));
+    let huge = u64::MAX.to_string();
+    assert_eq!(code(&["--postgres", "x", "--seconds", &huge]), Some(2));
+    // A connection string that does not parse is not retried.
+    let bad = run(&[
+        "--postgres",
+        "not a connection string ===",
+        "--seconds",
+        "30",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid PostgreSQL connection string"));
+    assert_eq!(code(&["--help"]), Some(0));
+}

@@ -12,8 +12,9 @@
 //! them and restarts the server under them. The process reads the wall clock (it is the caller
 //! that owns time; `wfstate` never reads one) and prints a progress line every 50 operations:
 //! `progress ops=N ambiguous=A failures=F`. A store failure never stops it: it waits a little and
-//! goes on, as an engine does when its database restarts. Exit status 0 at the deadline, 2 on a
-//! usage error.
+//! goes on, as an engine does when its database restarts. Exit status 0 at the deadline, 1 when
+//! the store cannot be opened (a bad connection string, a schema of another version, no server
+//! until the deadline), 2 on a usage error.
 
 // This process is the caller: it owns the clock and decides when to wait.
 #![allow(clippy::disallowed_methods)]
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::NoTls;
+use wfstate::runtime::postgres::PostgresError;
 use wfstate::runtime::{
     AdminError, CallFailed, Engine, EngineConfig, OutboxEntry, PollError, PostgresStore,
     ReportError, StartError, Sweep, SweepError,
@@ -132,10 +134,22 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let Some(deadline) = Instant::now().checked_add(Duration::from_secs(options.seconds)) else {
+        eprintln!(
+            "wfstate engine: --seconds {} is too large\n{USAGE}",
+            options.seconds
+        );
+        return ExitCode::from(2);
+    };
     let store = loop {
         match PostgresStore::open(&options.url) {
             Ok(store) => break store,
+            // A connection string that does not parse, or a schema of another version, will
+            // not change by waiting.
+            Err(error @ (PostgresError::Config(_) | PostgresError::Schema { .. })) => {
+                eprintln!("wfstate engine: {error}");
+                return ExitCode::from(1);
+            }
             Err(error) if Instant::now() < deadline => {
                 eprintln!("wfstate engine: {error}; retrying");
                 std::thread::sleep(Duration::from_millis(200));
