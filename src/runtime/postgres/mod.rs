@@ -477,8 +477,8 @@ impl Connection {
                     .query_opt(
                         &st.decider_pop,
                         &[
-                            &ms(now_ms),
-                            &ms(now_ms.saturating_add(unack_ms)),
+                            &to_bigint(now_ms),
+                            &to_bigint(now_ms.saturating_add(unack_ms)),
                             &owner(token),
                             &serial(token),
                         ],
@@ -492,14 +492,19 @@ impl Connection {
                 let moved = client
                     .execute(
                         &st.decider_hand_back,
-                        &[&id.as_str(), &owner(token), &serial(token), &ms(due_ms)],
+                        &[
+                            &id.as_str(),
+                            &owner(token),
+                            &serial(token),
+                            &to_bigint(due_ms),
+                        ],
                     )
                     .map_err(ambiguous)?;
                 Ok(Reply::Moved(moved > 0))
             }
             Call::Requeue { id, due_ms } => {
                 let moved = client
-                    .execute(&st.decider_requeue, &[&id.as_str(), &ms(due_ms)])
+                    .execute(&st.decider_requeue, &[&id.as_str(), &to_bigint(due_ms)])
                     .map_err(ambiguous)?;
                 Ok(Reply::Moved(moved > 0))
             }
@@ -513,7 +518,7 @@ impl Connection {
                 let row = client
                     .query_opt(&st.decider_due, &[&id.as_str()])
                     .map_err(not_done)?;
-                Ok(Reply::Due(row.map(|row| unms(row.get(0)))))
+                Ok(Reply::Due(row.map(|row| from_bigint(row.get(0)))))
             }
             Call::PollTask {
                 reference_name,
@@ -525,8 +530,8 @@ impl Connection {
                         &st.task_poll,
                         &[
                             &reference_name,
-                            &ms(now_ms),
-                            &ms(now_ms.saturating_add(visibility_ms)),
+                            &to_bigint(now_ms),
+                            &to_bigint(now_ms.saturating_add(visibility_ms)),
                         ],
                     )
                     .map_err(ambiguous)?;
@@ -552,7 +557,10 @@ impl Connection {
                     .max(now_ms.saturating_add(1));
                 let limit = i64::try_from(max).unwrap_or(i64::MAX);
                 let rows = client
-                    .query(&st.outbox_take, &[&ms(now_ms), &limit, &ms(visible_at)])
+                    .query(
+                        &st.outbox_take,
+                        &[&to_bigint(now_ms), &limit, &to_bigint(visible_at)],
+                    )
                     .map_err(ambiguous)?;
                 let mut entries = rows
                     .iter()
@@ -563,7 +571,7 @@ impl Connection {
                 Ok(Reply::Outbox(entries))
             }
             Call::AckOutbox { sequence } => {
-                let sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
+                let sequence = to_bigint(sequence);
                 let moved = client
                     .execute(&st.outbox_ack, &[&sequence])
                     .map_err(ambiguous)?;
@@ -629,7 +637,7 @@ fn insert(
                 &st.insert_workflow,
                 &[
                     &id,
-                    &version(workflow.version()),
+                    &to_bigint(workflow.version()),
                     &workflow.status().as_str(),
                     &Json(workflow),
                 ],
@@ -639,7 +647,7 @@ fn insert(
             return Ok(Outcome::Rollback(Reply::Inserted(false)));
         }
         if workflow.status() == WorkflowStatus::Running {
-            tx.execute(&st.decider_push, &[&id, &ms(now_ms)])
+            tx.execute(&st.decider_push, &[&id, &to_bigint(now_ms)])
                 .map_err(not_done)?;
         }
         for task in workflow.tasks() {
@@ -650,7 +658,7 @@ fn insert(
                         &task.id.as_str(),
                         &id,
                         &task.reference_name.as_str(),
-                        &ms(now_ms),
+                        &to_bigint(now_ms),
                     ],
                 )
                 .map_err(not_done)?;
@@ -683,8 +691,8 @@ fn acquire(
                     &id.as_str(),
                     &owner(token),
                     &serial(token),
-                    &ms(granted.expires_at_ms),
-                    &ms(now_ms),
+                    &to_bigint(granted.expires_at_ms),
+                    &to_bigint(now_ms),
                 ],
             )
             .map_err(ambiguous)?;
@@ -695,10 +703,10 @@ fn acquire(
             .query_opt(&st.lease_of, &[&id.as_str()])
             .map_err(not_done)?;
         if let Some(row) = current {
-            let holder = LeaseToken::new(row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
+            let holder = token_of(row.get(0), row.get(1));
             return Ok(Reply::Acquired(Err(Lease {
                 holder,
-                expires_at_ms: unms(row.get(2)),
+                expires_at_ms: from_bigint(row.get(2)),
             })));
         }
     }
@@ -737,7 +745,7 @@ fn commit(
                     )))
                 }
                 Some(row) => {
-                    let stored = unversion(row.get(0));
+                    let stored = from_bigint(row.get(0));
                     if stored != read {
                         let stale = CommitReply::Stale { current: stored };
                         return Ok(Outcome::Rollback((Reply::Committed(stale), None)));
@@ -750,12 +758,7 @@ fn commit(
         if !step.is_applied() || workflow.apply(step).is_err() {
             // Not a step of this workflow at this version (a foreign step): stale, as the
             // in-memory store says.
-            let current = current_version(tx, st, id)?;
-            let reply = match current {
-                Some(current) => CommitReply::Stale { current },
-                None => CommitReply::Unknown,
-            };
-            return Ok(Outcome::Rollback((Reply::Committed(reply), None)));
+            return refused(tx, st, id);
         }
         let receipt = Receipt {
             version: workflow.version(),
@@ -766,19 +769,15 @@ fn commit(
                 &st.write_workflow,
                 &[
                     &id.as_str(),
-                    &version(read),
-                    &version(receipt.version),
+                    &to_bigint(read),
+                    &to_bigint(receipt.version),
                     &receipt.status.as_str(),
                     &Json(&workflow),
                 ],
             )
             .map_err(not_done)?;
         if written == 0 {
-            let reply = match current_version(tx, st, id)? {
-                Some(current) => CommitReply::Stale { current },
-                None => CommitReply::Unknown,
-            };
-            return Ok(Outcome::Rollback((Reply::Committed(reply), None)));
+            return refused(tx, st, id);
         }
         for (position, effect) in step.effects_in(Phase::PostCommit).enumerate() {
             let position = i32::try_from(position).unwrap_or(i32::MAX);
@@ -786,7 +785,7 @@ fn commit(
                 &st.outbox_append,
                 &[
                     &id.as_str(),
-                    &version(receipt.version),
+                    &to_bigint(receipt.version),
                     &position,
                     &Json(effect),
                 ],
@@ -801,15 +800,22 @@ fn commit(
     })
 }
 
-fn current_version(
-    client: &mut Client,
+/// A commit that writes nothing: stale at the stored version, or an unknown id.
+fn refused(
+    tx: &mut Client,
     st: &Statements,
     id: &WorkflowId,
-) -> Result<Option<u64>, StoreFailure> {
-    let row = client
+) -> Result<Outcome<(Reply, Option<Workflow>)>, StoreFailure> {
+    let row = tx
         .query_opt(&st.version_of, &[&id.as_str()])
         .map_err(not_done)?;
-    Ok(row.map(|row| unversion(row.get(0))))
+    let reply = match row {
+        Some(row) => CommitReply::Stale {
+            current: from_bigint(row.get(0)),
+        },
+        None => CommitReply::Unknown,
+    };
+    Ok(Outcome::Rollback((Reply::Committed(reply), None)))
 }
 
 /// A commit's queue plan, inside its transaction (the rules of `StoreState::apply_plan`).
@@ -828,11 +834,11 @@ fn apply_plan(
             tx.execute(&st.decider_leave, &[&key]).map_err(not_done)?;
         }
         DeciderPlan::Enter => {
-            tx.execute(&st.decider_push, &[&key, &ms(now_ms)])
+            tx.execute(&st.decider_push, &[&key, &to_bigint(now_ms)])
                 .map_err(not_done)?;
         }
         DeciderPlan::Wake if status == WorkflowStatus::Running => {
-            tx.execute(&st.decider_requeue, &[&key, &ms(now_ms)])
+            tx.execute(&st.decider_requeue, &[&key, &to_bigint(now_ms)])
                 .map_err(not_done)?;
         }
         DeciderPlan::Wake => {}
@@ -848,7 +854,7 @@ fn apply_plan(
                 &task.task.as_str(),
                 &task.workflow.as_str(),
                 &task.reference_name.as_str(),
-                &ms(now_ms),
+                &to_bigint(now_ms),
             ],
         )
         .map_err(not_done)?;
@@ -872,10 +878,10 @@ fn read_state(tx: &mut Transaction<'_>) -> Result<StoreState, StoreFailure> {
         )
         .map_err(not_done)?
     {
-        let holder = LeaseToken::new(row.get::<_, i64>(1) as u64, row.get::<_, i64>(2) as u64);
+        let holder = token_of(row.get(1), row.get(2));
         let lease = Lease {
             holder,
-            expires_at_ms: unms(row.get(3)),
+            expires_at_ms: from_bigint(row.get(3)),
         };
         state.restore_lease(WorkflowId::new(row.get::<_, String>(0)), lease);
     }
@@ -888,11 +894,11 @@ fn read_state(tx: &mut Transaction<'_>) -> Result<StoreState, StoreFailure> {
         .map_err(not_done)?
     {
         let holder = match (row.get::<_, Option<i64>>(2), row.get::<_, Option<i64>>(3)) {
-            (Some(owner), Some(serial)) => Some(LeaseToken::new(owner as u64, serial as u64)),
+            (Some(owner), Some(serial)) => Some(token_of(owner, serial)),
             _ => None,
         };
         let id = WorkflowId::new(row.get::<_, String>(0));
-        state.restore_decider(&id, unms(row.get(1)), holder);
+        state.restore_decider(&id, from_bigint(row.get(1)), holder);
     }
     for row in tx
         .query(
@@ -907,7 +913,7 @@ fn read_state(tx: &mut Transaction<'_>) -> Result<StoreState, StoreFailure> {
             workflow: WorkflowId::new(row.get::<_, String>(1)),
             reference_name: row.get(2),
         };
-        state.restore_task(queued, unms(row.get(3)));
+        state.restore_task(queued, from_bigint(row.get(3)));
     }
     for row in tx
         .query(
@@ -917,8 +923,8 @@ fn read_state(tx: &mut Transaction<'_>) -> Result<StoreState, StoreFailure> {
         )
         .map_err(not_done)?
     {
-        let entry = outbox_entry_of_columns(&row, [0, 1, 2, 3, 4])?;
-        state.restore_owed(entry, unms(row.get(5)));
+        let entry = outbox_entry_of(&row)?;
+        state.restore_owed(entry, from_bigint(row.get(5)));
     }
     Ok(state)
 }
@@ -930,49 +936,42 @@ fn workflow_of(row: &Row, column: usize) -> Result<Workflow, StoreFailure> {
     Ok(workflow)
 }
 
+/// An outbox entry from the columns `sequence, workflow_id, version, effect, attempts`, in that
+/// order.
 fn outbox_entry_of(row: &Row) -> Result<OutboxEntry, StoreFailure> {
-    outbox_entry_of_columns(row, [0, 1, 2, 3, 4])
-}
-
-fn outbox_entry_of_columns(row: &Row, columns: [usize; 5]) -> Result<OutboxEntry, StoreFailure> {
-    let [sequence, workflow, version_column, effect, attempts] = columns;
-    let Json(effect) = row.try_get::<_, Json<Effect>>(effect).map_err(|error| {
+    let Json(effect) = row.try_get::<_, Json<Effect>>(3).map_err(|error| {
         StoreFailure::not_done(format!("an outbox effect is unreadable: {error}"))
     })?;
     Ok(OutboxEntry {
-        sequence: row.get::<_, i64>(sequence) as u64,
-        workflow: WorkflowId::new(row.get::<_, String>(workflow)),
-        version: unversion(row.get(version_column)),
+        sequence: from_bigint(row.get(0)),
+        workflow: WorkflowId::new(row.get::<_, String>(1)),
+        version: from_bigint(row.get(2)),
         effect,
-        attempts: u32::try_from(row.get::<_, i32>(attempts)).unwrap_or(0),
+        attempts: u32::try_from(row.get::<_, i32>(4)).unwrap_or(0),
     })
 }
 
-/// Times and versions are `bigint`: values beyond `i64::MAX` (absurd ones) are stored as
-/// `i64::MAX`.
-fn ms(value: u64) -> i64 {
+/// Times, versions and sequences are `bigint`: values beyond `i64::MAX` (absurd ones) are stored
+/// as `i64::MAX`, and a negative one (never written by a store) reads as 0.
+fn to_bigint(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn unms(value: i64) -> u64 {
+fn from_bigint(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-fn version(value: u64) -> i64 {
-    ms(value)
-}
-
-fn unversion(value: i64) -> u64 {
-    unms(value)
-}
-
-/// Tokens are stored bit for bit as `bigint`.
+/// Tokens are stored bit for bit as two `bigint`s.
 fn owner(token: LeaseToken) -> i64 {
     token.owner() as i64
 }
 
 fn serial(token: LeaseToken) -> i64 {
     token.serial() as i64
+}
+
+fn token_of(owner: i64, serial: i64) -> LeaseToken {
+    LeaseToken::new(owner as u64, serial as u64)
 }
 
 /// A failure of a call that changed nothing: a read, or a statement inside a transaction that
