@@ -497,7 +497,7 @@ impl Named for SweepOp {
 impl Named for ReportOp {
     const NAME: &'static str = "Report";
 }
-impl Named for PollOp {
+impl Named for PollOp<'_> {
     const NAME: &'static str = "Poll";
 }
 impl Named for AdminOp {

@@ -783,7 +783,7 @@ fn a_polled_attempt_stays_queued_and_is_redelivered_after_the_visibility_timeout
     let visibility_ms = engine.config().task_visibility_ms;
     let polled = engine.poll_task("fetch", 0).unwrap().expect("scheduled");
     assert!(!polled.redelivered);
-    assert_eq!(polled.reference_name, "fetch");
+    assert_eq!(&*polled.reference_name, "fetch");
     let started = load(&engine, &id("wf"));
     assert_eq!(
         started.task(&polled.task).unwrap().status,
@@ -1076,7 +1076,7 @@ fn retried_attempts_wait_in_their_own_task_queues() {
     assert_eq!(engine.store().task_len(), 2);
     for reference in ["fetch", "store"] {
         let polled = engine.poll_task(reference, 0).unwrap().expect("retried");
-        assert_eq!(polled.reference_name, reference);
+        assert_eq!(&*polled.reference_name, reference);
         let workflow = load(&engine, &id("wf"));
         let attempt = workflow.task(&polled.task).expect("its attempt");
         assert_eq!(

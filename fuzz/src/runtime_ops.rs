@@ -609,7 +609,7 @@ impl Replay {
             .unwrap_or("no-such-queue");
         match self.engine.poll_task(name, self.now_ms) {
             Ok(Some(polled)) => {
-                assert_eq!(polled.reference_name, name);
+                assert_eq!(&*polled.reference_name, name);
                 let state = &before
                     .get(&polled.workflow)
                     .expect("a polled task's workflow exists")

@@ -64,8 +64,9 @@ pub struct QueuedTask {
     /// The attempt.
     pub task: TaskId,
     /// The queue it waits in: its reference name (the runtime's stand-in for Conductor's task
-    /// type, which the core does not model).
-    pub reference_name: String,
+    /// type, which the core does not model). Shared text: entries of one queue share it, and
+    /// handing an entry out does not allocate.
+    pub reference_name: Arc<str>,
 }
 
 /// One post-commit effect owed by a committed step.
@@ -145,7 +146,7 @@ impl QueuePlan {
                         plan.push_tasks.push(QueuedTask {
                             workflow: id.clone(),
                             task: task.clone(),
-                            reference_name: attempt.reference_name.clone(),
+                            reference_name: Arc::from(attempt.reference_name.as_str()),
                         });
                     }
                 }

@@ -170,7 +170,7 @@ pub struct StoreState {
     workflows: Map<WorkflowId, Arc<Workflow>>,
     leases: Map<WorkflowId, Lease>,
     decider: LeasedQueue<WorkflowId>,
-    task_queues: Map<String, LeasedQueue<TaskId>>,
+    task_queues: Map<Arc<str>, LeasedQueue<TaskId>>,
     queued_tasks: Map<TaskId, QueuedTask>,
     outbox: BTreeMap<u64, Owed>,
     next_outbox: u64,
@@ -270,7 +270,7 @@ impl StoreState {
                 let queued = QueuedTask {
                     workflow: id.clone(),
                     task: task.id.clone(),
-                    reference_name: task.reference_name.clone(),
+                    reference_name: Arc::from(task.reference_name.as_str()),
                 };
                 self.push_task(&queued, now_ms);
             }

@@ -9,7 +9,7 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [(&str, &str); 16] = [
+const COLUMNS: [(&str, &str); 17] = [
     ("I1", "I1"),
     ("I1 at rest", "I1 at rest"),
     ("I2", "I2"),
@@ -26,6 +26,7 @@ const COLUMNS: [(&str, &str); 16] = [
     ("no operation finishes holding its lease", "leases"),
     ("I6a after a store failure", "I6a failed"),
     ("I7 after a store failure", "I7 failed"),
+    ("task queues exact", "tasks"),
 ];
 
 struct Arguments {

@@ -7,6 +7,7 @@ use stateright::{Model, Property};
 use wfstate::runtime::{InspectError, InspectOp, Inspection, Next, Operation, StoreFailure};
 use wfstate::{check, Invariant, TaskStatus, WorkflowStatus};
 
+use super::config::Variant;
 use super::protocol::ProtocolModel;
 use super::state::{State, NOW_MS};
 
@@ -57,6 +58,15 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     ("I7 after a store failure", |m, s| {
         !s.ghost.store_failed || completion(m, s)
     }),
+];
+
+/// `always` properties of the fixed protocol only: the legacy variants write workflows blind and
+/// leave queue entries behind (their defects, reported by the properties above), and the
+/// call-by-call store applies a commit's queue plan after its compare-and-swap.
+pub const FIXED_ALWAYS: &[(&str, Condition)] = &[
+    // The queue plan is part of the commit, so the task queues match the attempts in every
+    // state: each live attempt waits in its queue (hidden once polled), no ended one does.
+    ("task queues exact", task_queues_exact),
 ];
 
 /// The `sometimes` properties: the interesting states are reachable.
@@ -122,8 +132,16 @@ edges![
 /// polled, which the poll started, so the report edges out of SCHEDULED are not in the model
 /// (the golden tables and property tests cover them).
 pub fn all(model: &ProtocolModel) -> Vec<Property<ProtocolModel>> {
+    let fixed: &[(&str, Condition)] = match model.variant {
+        Variant::Fixed => FIXED_ALWAYS,
+        Variant::LegacyArchive
+        | Variant::LegacyBlindReport
+        | Variant::LegacySweeper
+        | Variant::CallByCall => &[],
+    };
     let always = ALWAYS
         .iter()
+        .chain(fixed)
         .map(|&(name, condition)| Property::always(name, condition));
     let sometimes = SOMETIMES
         .iter()
@@ -175,6 +193,21 @@ fn holds(state: &State, invariant: Invariant) -> bool {
     check(state.workflow())
         .iter()
         .all(|violation| violation.invariant() != invariant)
+}
+
+/// No lost task and no stale task entry: an attempt is in its task queue exactly while it is
+/// live (SCHEDULED or IN_PROGRESS), and the queues hold nothing else.
+fn task_queues_exact(_: &ProtocolModel, state: &State) -> bool {
+    let mut queued = 0;
+    for task in state.workflow().tasks() {
+        let live = matches!(task.status, TaskStatus::Scheduled | TaskStatus::InProgress);
+        let waiting = state.store.task_queued(&task.id);
+        if waiting != live {
+            return false;
+        }
+        queued += usize::from(waiting);
+    }
+    state.store.task_len() == queued
 }
 
 /// I6 as the runtime's `Inspection::queue_violation` judges the stored state.

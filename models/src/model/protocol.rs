@@ -736,10 +736,9 @@ impl ProtocolModel {
 
     fn poll(&self, state: &mut State, task: u8, fault: Fault) {
         let index = task as usize;
-        let mut poll = state.workers[index]
-            .poll
-            .take()
-            .unwrap_or_else(|| PollOp::new(self.reference(task), NOW_MS, &self.engine));
+        let mut poll = state.workers[index].poll.take().unwrap_or_else(|| {
+            PollOp::new(String::from(self.reference(task)), NOW_MS, &self.engine)
+        });
         let Next::Call(call) = poll.next() else {
             return;
         };

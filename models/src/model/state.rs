@@ -58,7 +58,7 @@ pub struct Operator {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Worker {
     /// The poll in progress.
-    pub poll: Option<PollOp>,
+    pub poll: Option<PollOp<'static>>,
     /// The retry count of the attempt it polled and has not worked yet.
     pub holding: Option<u32>,
     /// The retry count of the last attempt it worked.
@@ -222,9 +222,10 @@ impl State {
     /// The stored workflow. The model starts exactly one, in the initial state: a store that
     /// loses it or invents another is a bug of the store, and the check stops on it.
     ///
-    /// It also checks that the store's counting accessors agree with its contents (they are
-    /// what tests and operators read): one workflow, and a decider queue holding at most its
-    /// one entry.
+    /// It also checks that the store's counting and listing accessors agree with its contents
+    /// (they are what tests and operators read): one workflow, a decider queue holding at most
+    /// its one entry, a lease list holding at most its lease record, and an outbox length that
+    /// counts the owed effects.
     pub fn workflow(&self) -> &Arc<Workflow> {
         let store = &self.store;
         assert_eq!(store.workflow_count(), 1, "the store holds one workflow");
@@ -238,6 +239,15 @@ impl State {
             usize::from(queued),
             "decider queue length"
         );
+        let lease = store.lease(&WORKFLOW_ID);
+        let mut listed = store.leases();
+        assert_eq!(
+            listed.next(),
+            lease.as_ref().map(|lease| (&*WORKFLOW_ID, lease)),
+            "the lease list holds the workflow's lease record"
+        );
+        assert!(listed.next().is_none(), "the lease list holds one record");
+        assert_eq!(store.owed().count(), store.outbox_len(), "outbox length");
         workflow
     }
 

@@ -17,6 +17,9 @@
 //! | Commit | commit | done → Done(Polled); stale → Load, or after `max_attempts` Done(Contention); missing → Drop; failed → Done(error) |
 //! | Drop | drop_task | any → Poll; failed → Done(error) |
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use super::super::contract::{
     Call, CallKind, CommitReply, Committer, QueuePlan, QueuedTask, Reply, StoreFailure,
 };
@@ -175,7 +178,7 @@ pub struct Polled {
     /// The attempt: report on it with [`Engine::report`](super::super::Engine::report).
     pub task: TaskId,
     /// Its reference name (the queue it came from).
-    pub reference_name: String,
+    pub reference_name: Arc<str>,
     /// The attempt was IN_PROGRESS already: an earlier poller took it and did not report before
     /// its visibility lease ran out (it may have died). Task delivery is at least once.
     pub redelivered: bool,
@@ -205,17 +208,22 @@ enum PollPc {
 /// report removes it: a worker that dies after polling loses nothing, the attempt is handed out
 /// again when the visibility lease runs out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PollOp {
-    reference_name: String,
+pub struct PollOp<'a> {
+    reference_name: Cow<'a, str>,
     now_ms: u64,
     visibility_ms: u64,
     max_attempts: u32,
     pc: PollPc,
 }
 
-impl PollOp {
-    /// A poll of the queue `reference_name` at `now_ms`.
-    pub fn new(reference_name: impl Into<String>, now_ms: u64, config: &EngineConfig) -> Self {
+impl<'a> PollOp<'a> {
+    /// A poll of the queue `reference_name` at `now_ms`. It borrows the name (the engine's
+    /// poll allocates nothing for it) or owns it (`PollOp<'static>`, as the model keeps it).
+    pub fn new(
+        reference_name: impl Into<Cow<'a, str>>,
+        now_ms: u64,
+        config: &EngineConfig,
+    ) -> Self {
         PollOp {
             reference_name: reference_name.into(),
             now_ms,
@@ -265,7 +273,7 @@ impl PollOp {
     }
 }
 
-impl Operation for PollOp {
+impl Operation for PollOp<'_> {
     type Output = Result<Option<Polled>, PollError>;
 
     fn next(&self) -> Next<'_> {

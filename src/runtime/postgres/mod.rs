@@ -538,7 +538,7 @@ impl Connection {
                 Ok(Reply::Task(row.map(|row| QueuedTask {
                     task: TaskId::new(row.get::<_, String>(0)),
                     workflow: WorkflowId::new(row.get::<_, String>(1)),
-                    reference_name: row.get(2),
+                    reference_name: Arc::from(row.get::<_, &str>(2)),
                 })))
             }
             Call::DropTask { task } => {
@@ -657,7 +657,7 @@ fn insert(
                     &[
                         &task.id.as_str(),
                         &id,
-                        &task.reference_name.as_str(),
+                        &&*task.reference_name,
                         &to_bigint(now_ms),
                     ],
                 )
@@ -853,7 +853,7 @@ fn apply_plan(
             &[
                 &task.task.as_str(),
                 &task.workflow.as_str(),
-                &task.reference_name.as_str(),
+                &&*task.reference_name,
                 &to_bigint(now_ms),
             ],
         )
@@ -911,7 +911,7 @@ fn read_state(tx: &mut Transaction<'_>) -> Result<StoreState, StoreFailure> {
         let queued = QueuedTask {
             task: TaskId::new(row.get::<_, String>(0)),
             workflow: WorkflowId::new(row.get::<_, String>(1)),
-            reference_name: row.get(2),
+            reference_name: Arc::from(row.get::<_, &str>(2)),
         };
         state.restore_task(queued, from_bigint(row.get(3)));
     }
