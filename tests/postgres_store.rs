@@ -213,9 +213,24 @@ fn postgres_store_replies_as_the_in_memory_store_on_random_operations() {
             random_operation(&engine, &mut rng, &ids, &mut held, now_ms);
             now_ms += rng.below(400) as u64;
             if operation % 100 == 99 {
+                // With a lease held, so that the snapshots compare lease records too.
+                let token = engine.token();
+                let id = &ids[operation % ids.len()];
+                let lease_ms = 1_000_000;
+                let acquire = Call::Acquire {
+                    id,
+                    token,
+                    lease_ms,
+                    now_ms,
+                };
+                let granted = engine.store().call(acquire).expect("in memory");
+                assert!(matches!(granted, Reply::Acquired(Ok(_))), "{granted:?}");
                 engine
                     .store()
                     .assert_same_state(&format!("seed {seed}, op {operation}"));
+                let release = Call::Release { id, token };
+                let released = engine.store().call(release).expect("in memory");
+                assert_eq!(released, Reply::Released(true));
             }
         }
         drive_to_rest(&engine, &ids, now_ms);
