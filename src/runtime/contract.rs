@@ -50,6 +50,15 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// The lease [`Call::Acquire`] grants `holder` at `now_ms` for `lease_ms`: valid until
+    /// `now_ms + lease_ms` (saturating). Every store grants this one.
+    pub const fn granted(holder: LeaseToken, now_ms: u64, lease_ms: u64) -> Self {
+        Lease {
+            holder,
+            expires_at_ms: now_ms.saturating_add(lease_ms),
+        }
+    }
+
     /// Is the lease still valid at `now_ms`?
     pub const fn is_valid_at(&self, now_ms: u64) -> bool {
         now_ms < self.expires_at_ms

@@ -286,10 +286,7 @@ impl StoreState {
         lease_ms: u64,
         now_ms: u64,
     ) -> Result<Lease, Lease> {
-        let granted = Lease {
-            holder: token,
-            expires_at_ms: now_ms.saturating_add(lease_ms),
-        };
+        let granted = Lease::granted(token, now_ms, lease_ms);
         match self.leases.get_mut(id) {
             Some(current) if current.holder != token && current.is_valid_at(now_ms) => {
                 Err(*current)

@@ -9,7 +9,7 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [(&str, &str); 17] = [
+const COLUMNS: [(&str, &str); 18] = [
     ("I1", "I1"),
     ("I1 at rest", "I1 at rest"),
     ("I2", "I2"),
@@ -27,6 +27,7 @@ const COLUMNS: [(&str, &str); 17] = [
     ("I6a after a store failure", "I6a failed"),
     ("I7 after a store failure", "I7 failed"),
     ("task queues exact", "tasks"),
+    ("store views agree", "views"),
 ];
 
 struct Arguments {

@@ -123,16 +123,9 @@ impl Options {
 
 /// Runs the subcommand.
 pub fn run(args: &[String]) -> ExitCode {
-    let options = match Options::parse(args) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("wfstate engine: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let options = match super::options_or_exit("engine", USAGE, Options::parse(args)) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     let Some(deadline) = Instant::now().checked_add(Duration::from_secs(options.seconds)) else {
         eprintln!(

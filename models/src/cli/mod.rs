@@ -19,3 +19,24 @@ usage:
   wfstate table [--format markdown|mermaid|json]
   wfstate engine --postgres URL [--seconds N] [--seed N] [--workflows N] [--fail-percent P]
  [--record-effects TABLE]";
+
+/// What a subcommand's hand-written argument parser returned, as the subcommand acts on it:
+/// the options, or the exit code after printing the usage (`Ok(None)`: help was asked for,
+/// exit 0) or the usage error (exit 2).
+pub(crate) fn options_or_exit<T>(
+    command: &str,
+    usage: &str,
+    parsed: Result<Option<T>, String>,
+) -> Result<T, std::process::ExitCode> {
+    match parsed {
+        Ok(Some(options)) => Ok(options),
+        Ok(None) => {
+            println!("{usage}");
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("wfstate {command}: {message}\n{usage}");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}

@@ -25,16 +25,9 @@ pub const EMPTY_WORKFLOW_ID: &str = "replay";
 
 /// Runs the subcommand.
 pub fn run(args: &[String]) -> ExitCode {
-    let options = match Options::parse(args) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("wfstate replay: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let options = match super::options_or_exit("replay", USAGE, Options::parse(args)) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     let start = match &options.from {
         Some(file) => match load_execution(file) {

@@ -58,6 +58,8 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     ("I7 after a store failure", |m, s| {
         !s.ghost.store_failed || completion(m, s)
     }),
+    // The store's counting and listing accessors agree with its contents.
+    ("store views agree", |_, s| s.store_views_agree()),
 ];
 
 /// `always` properties of the fixed protocol only: the legacy variants write workflows blind and

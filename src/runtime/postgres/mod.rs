@@ -677,10 +677,7 @@ fn acquire(
     lease_ms: u64,
     now_ms: u64,
 ) -> Result<Reply, StoreFailure> {
-    let granted = Lease {
-        holder: token,
-        expires_at_ms: now_ms.saturating_add(lease_ms),
-    };
+    let granted = Lease::granted(token, now_ms, lease_ms);
     // The holder may release between the refused grant and the read of its lease: try again
     // (a few times; each round means another operation made progress).
     for _ in 0..8 {
