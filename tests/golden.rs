@@ -12,7 +12,7 @@
 //!
 //! A setup names the workflow status and its tasks (`name=STATUS`, `?` marks an optional task,
 //! `a`, `a1`, `a2` are successive attempts of reference name `a`, `-` for none). Every applied step is also
-//! applied and checked against I1–I5; a violation would show in the output.
+//! applied and checked against I1–I5, I8; a violation would show in the output.
 //!
 //! `WFSTATE_BLESS=1 cargo test --test golden` rewrites the expectations (then review the diff).
 
@@ -25,7 +25,7 @@ use wfstate::{
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/transitions.txt");
 
-/// Every block of the golden file gives exactly its recorded outcome (I1–I5 checked on each).
+/// Every block of the golden file gives exactly its recorded outcome (I1–I5, I8 checked on each).
 #[test]
 fn golden_transitions() {
     let text = std::fs::read_to_string(PATH).expect("golden file");

@@ -3,7 +3,9 @@
 //! pairs are built by hand with `Workflow::from_parts`. Written for the mutants that survived
 //! the first cargo-mutants run (issue 6, `docs/testing.md`).
 
-use wfstate::{check_pair, Invariant, Task, TaskStatus, Violation, Workflow, WorkflowStatus};
+use wfstate::{
+    check, check_pair, Invariant, Task, TaskStatus, Violation, Workflow, WorkflowStatus,
+};
 
 fn task(status: TaskStatus) -> Task {
     Task {
@@ -114,8 +116,103 @@ fn invariants_display_as_their_ids() {
         (Invariant::I6a, "I6a"),
         (Invariant::I6b, "I6b"),
         (Invariant::I7, "I7"),
+        (Invariant::I8, "I8"),
     ];
     for (invariant, id) in all {
         assert_eq!(invariant.to_string(), id);
     }
+}
+
+/// An attempt of `reference` with this id, retry count and iteration, COMPLETED.
+fn attempt(id: &str, reference: &str, retry_count: u32, iteration: u32) -> Task {
+    Task {
+        id: id.into(),
+        reference_name: reference.into(),
+        status: TaskStatus::Completed,
+        retry_count,
+        iteration,
+        optional: false,
+    }
+}
+
+/// The I8 violations `check` reports, as (later attempt, first attempt) ids.
+fn duplicates(tasks: Vec<Task>) -> Vec<(String, String)> {
+    let workflow =
+        Workflow::from_parts("wf", WorkflowStatus::Running, 1, tasks).expect("unique ids");
+    check(&workflow)
+        .into_iter()
+        .map(|violation| match violation {
+            Violation::DuplicateAttempt { task, first, .. } => {
+                (task.as_str().to_owned(), first.as_str().to_owned())
+            }
+            other => panic!("only I8 expected: {other}"),
+        })
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(task, first)| (task.to_string(), first.to_string()))
+        .collect()
+}
+
+#[test]
+fn i8_flags_each_later_attempt_with_the_key_of_an_earlier_one() {
+    // Reference name, retry count and iteration together are the key: a retry (retry count 1)
+    // and a loop's next iteration are new attempts, not duplicates.
+    let distinct = vec![
+        attempt("a0", "fetch", 0, 0),
+        attempt("a1", "fetch", 1, 0),
+        attempt("a0i1", "fetch", 0, 1),
+        attempt("b0", "charge", 0, 0),
+    ];
+    assert_eq!(duplicates(distinct), Vec::new());
+    // Conductor's ids are UUIDs: a task scheduled twice is two ids with one key.
+    let twice = vec![
+        attempt("a0", "fetch", 0, 0),
+        attempt("b0", "charge", 0, 0),
+        attempt("a0-again", "fetch", 0, 0),
+        attempt("a0-third", "fetch", 0, 0),
+    ];
+    assert_eq!(
+        duplicates(twice),
+        pairs(&[("a0-again", "a0"), ("a0-third", "a0")])
+    );
+    let violation = Violation::DuplicateAttempt {
+        task: "a0-again".into(),
+        reference_name: "fetch".into(),
+        status: TaskStatus::Completed,
+        first: "a0".into(),
+        retry_count: 0,
+        iteration: 0,
+    };
+    assert_eq!(violation.invariant(), Invariant::I8);
+    assert_eq!(
+        violation.to_string(),
+        "I8: task a0-again (fetch) COMPLETED duplicates a0 (retry 0, iteration 0)"
+    );
+}
+
+#[test]
+fn i8_reports_the_same_for_many_tasks_as_for_few() {
+    // Beyond 32 tasks `check` sorts instead of comparing pairs: same violations, same order.
+    let mut tasks: Vec<Task> = (0..40)
+        .map(|n| attempt(&format!("t{n}"), &format!("ref{}", n % 37), 0, 0))
+        .collect();
+    tasks.push(attempt("late", "ref5", 0, 0));
+    let expected = pairs(&[("t37", "t0"), ("t38", "t1"), ("t39", "t2"), ("late", "t5")]);
+    assert_eq!(duplicates(tasks.clone()), expected);
+    // The first 30 tasks (pairwise path) with the same duplicates appended.
+    let mut few: Vec<Task> = tasks[..30].to_vec();
+    few.extend([attempt("t37", "ref0", 0, 0), attempt("t38", "ref1", 0, 0)]);
+    assert_eq!(duplicates(few), pairs(&[("t37", "t0"), ("t38", "t1")]));
+    // Many copies of one key: each later copy names the first.
+    let copies: Vec<Task> = (0..50)
+        .map(|n| attempt(&format!("c{n}"), "fetch", 0, 0))
+        .collect();
+    let found = duplicates(copies);
+    assert_eq!(found.len(), 49);
+    assert!(found.iter().all(|(_, first)| first == "c0"));
+    assert_eq!(found.first().map(|(task, _)| task.as_str()), Some("c1"));
 }

@@ -1567,7 +1567,7 @@ proptest! {
 
     /// SPEC section 7 (the sweeper is never stuck, so I6a's wake-ups lead somewhere): when the
     /// decider is the only engine writer that schedules, every proposal it makes on a RUNNING
-    /// workflow is accepted; I1–I5 are checked along the way.
+    /// workflow is accepted; I1–I5, I8 are checked along the way.
     #[test]
     fn i1_to_i5_hold_and_decider_proposals_are_always_accepted(ops in ops(decider_world_op())) {
         let mut stats = Stats::default();

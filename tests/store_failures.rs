@@ -27,7 +27,7 @@
 //!    does what the error's documentation says (starts again, redelivers the report, sends the
 //!    admin input again: it is applied once in all, the repeat being a duplicate or a rejection
 //!    that says so), and the engine sweeps, polls, reports and runs the outbox, with no more
-//!    failures, until the workflow is terminal. I1–I5 (`check`, `check_pair`) hold across every
+//!    failures, until the workflow is terminal. I1–I5, I8 (`check`, `check_pair`) hold across every
 //!    operation; at the end the decider and task queues are empty, no lease is valid, the outbox
 //!    is drained, and the effects performed are exactly the effects owed (I7).
 
@@ -343,7 +343,7 @@ impl Harness {
         self.engine.store()
     }
 
-    /// Runs one operation and checks I1–I5 across it on every workflow: each state consistent
+    /// Runs one operation and checks I1–I5, I8 across it on every workflow: each state consistent
     /// (`check`), each change a legal pair (`check_pair`: I3, I4, and I5 unless `through_retry`),
     /// no workflow lost.
     fn checked<T>(&self, through_retry: bool, what: &str, operation: impl FnOnce() -> T) -> T {

@@ -122,7 +122,7 @@ fn i1_i2_i3_every_real_fixture_is_clean() {
 }
 
 /// The invariant each seed bug's name describes, with the task and status it names.
-const SEED_BUGS: [(&str, Invariant, &str, TaskStatus); 4] = [
+const SEED_BUGS: [(&str, Invariant, &str, TaskStatus); 5] = [
     (
         "terminated-with-in-progress-task.json",
         Invariant::I1,
@@ -147,11 +147,17 @@ const SEED_BUGS: [(&str, Invariant, &str, TaskStatus); 4] = [
         "perf_task_4",
         TaskStatus::InProgress,
     ),
+    (
+        "duplicate-task.json",
+        Invariant::I8,
+        "perf_task_4",
+        TaskStatus::Scheduled,
+    ),
 ];
 
-/// I1, I2, I3: each seed bug reports exactly the violation its name describes.
+/// I1, I2, I3, I8: each seed bug reports exactly the violation its name describes.
 #[test]
-fn i1_i2_i3_each_seed_bug_reports_its_violation() {
+fn i1_i2_i3_i8_each_seed_bug_reports_its_violation() {
     let dir = fixtures().join("conductor/seed-bugs");
     assert_eq!(
         json_files(&dir).len(),
@@ -175,6 +181,11 @@ fn i1_i2_i3_each_seed_bug_reports_its_violation() {
                 ..
             }
             | Violation::SupersededTaskLive {
+                reference_name,
+                status,
+                ..
+            }
+            | Violation::DuplicateAttempt {
                 reference_name,
                 status,
                 ..
@@ -746,7 +757,7 @@ fn audit_of_the_real_fixtures_exits_0() {
     assert!(text.ends_with("11 files: 9 clean, 0 with violations, 0 unreadable, 2 skipped\n"));
 }
 
-/// I1, I2, I3: each seed bug is reported with its invariant id and task, and exits 1.
+/// I1, I2, I3, I8: each seed bug is reported with its invariant id and task, and exits 1.
 #[test]
 fn audit_reports_each_seed_bug_and_exits_1() {
     for (file, invariant, reference, status) in SEED_BUGS {

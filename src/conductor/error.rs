@@ -1,5 +1,5 @@
 //! Why a Conductor execution could not be read. Invariant violations are not errors here: an
-//! execution that breaks I1–I5 reads fine, and [`check`](crate::check) reports how.
+//! execution that breaks I1–I5, I8 reads fine, and [`check`](crate::check) reports how.
 
 use crate::pure::id::{TaskId, WorkflowId};
 

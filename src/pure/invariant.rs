@@ -1,4 +1,5 @@
-//! Invariants I1–I5, each written once (SPEC section 6). [`check`] reports what one state shows;
+//! Invariants I1–I5 and I8, each written once (SPEC section 6). [`check`] reports what one state
+//! shows;
 //! [`check_pair`] what a change from one state to the next shows. The same functions back the
 //! debug assertions after every step, the model's `always` properties, proptest and the fuzz
 //! targets.
@@ -34,6 +35,9 @@ pub enum Invariant {
     I6b,
     /// Every effect owed by a committed transition is eventually performed.
     I7,
+    /// A workflow holds at most one attempt per reference name, retry count and loop iteration
+    /// (no duplicate task).
+    I8,
 }
 
 impl fmt::Display for Invariant {
@@ -114,6 +118,25 @@ pub enum Violation {
         /// `"real"` or `"empty"`.
         kind: &'static str,
     },
+    /// I8: a second attempt with the same reference name, retry count and loop iteration as an
+    /// earlier one (a task scheduled twice).
+    #[error(
+        "I8: task {task} ({reference_name}) {status} duplicates {first} (retry {retry_count}, iteration {iteration})"
+    )]
+    DuplicateAttempt {
+        /// The later attempt.
+        task: TaskId,
+        /// Their reference name.
+        reference_name: String,
+        /// The later attempt's status.
+        status: TaskStatus,
+        /// The first attempt with the same key.
+        first: TaskId,
+        /// Their retry count.
+        retry_count: u32,
+        /// Their loop iteration.
+        iteration: u32,
+    },
     /// I5: a terminal workflow status changed other than by retry to RUNNING.
     #[error("I5: workflow went from terminal {from} to {to} without retry")]
     TerminalWorkflowChanged {
@@ -135,11 +158,13 @@ impl Violation {
             | Violation::TaskRewritten { .. } => Invariant::I3,
             Violation::VersionSkew { .. } => Invariant::I4,
             Violation::TerminalWorkflowChanged { .. } => Invariant::I5,
+            Violation::DuplicateAttempt { .. } => Invariant::I8,
         }
     }
 }
 
-/// Every violation of I1, I2 and I3 that one state shows, in task order. O(tasks).
+/// Every violation of I1, I2, I3 and I8 that one state shows, in task order (a duplicate attempt
+/// after the others of its task). O(tasks log tasks).
 pub fn check(workflow: &Workflow) -> Vec<Violation> {
     let mut violations = Vec::new();
     let status = workflow.status();
@@ -177,7 +202,57 @@ pub fn check(workflow: &Workflow) -> Vec<Violation> {
             }
         }
     }
+    duplicate_attempts(workflow.tasks(), &mut violations);
     violations
+}
+
+/// Up to this many tasks, I8 compares each attempt with the earlier ones (no allocation, and
+/// faster than a map for the handful of tasks a workflow usually holds); beyond, a sorted index.
+const PAIRWISE_LIMIT: usize = 32;
+
+/// I8: every attempt whose (reference name, retry count, iteration) an earlier attempt has.
+fn duplicate_attempts(tasks: &[Task], violations: &mut Vec<Violation>) {
+    let key = attempt_key;
+    let duplicate = |task: &Task, first: &Task| Violation::DuplicateAttempt {
+        task: task.id.clone(),
+        reference_name: task.reference_name.clone(),
+        status: task.status,
+        first: first.id.clone(),
+        retry_count: task.retry_count,
+        iteration: task.iteration,
+    };
+    if tasks.len() <= PAIRWISE_LIMIT {
+        for (position, task) in tasks.iter().enumerate() {
+            if let Some(first) = tasks[..position].iter().find(|t| key(t) == key(task)) {
+                violations.push(duplicate(task, first));
+            }
+        }
+        return;
+    }
+    // Positions sorted by key, ties by position: the first of each run is the first attempt.
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by(|&a, &b| key(&tasks[a]).cmp(&key(&tasks[b])).then(a.cmp(&b)));
+    let mut found = Vec::new();
+    let mut first = None;
+    for (index, &position) in order.iter().enumerate() {
+        let starts_run = index == 0 || key(&tasks[order[index - 1]]) != key(&tasks[position]);
+        match first {
+            Some(first) if !starts_run => found.push((position, first)),
+            _ => first = Some(position),
+        }
+    }
+    found.sort_unstable();
+    for (task, first) in found {
+        violations.push(duplicate(&tasks[task], &tasks[first]));
+    }
+}
+
+fn attempt_key(task: &Task) -> (&str, u32, u32) {
+    (
+        task.reference_name.as_str(),
+        task.retry_count,
+        task.iteration,
+    )
 }
 
 /// Every violation of I3, I4 and I5 that the change from `before` to `after` shows.

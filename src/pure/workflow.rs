@@ -12,7 +12,7 @@ use super::status::{TaskStatus, WorkflowStatus};
 use super::task::Task;
 
 /// A structural problem in a stored workflow that makes it impossible to load. Invariant
-/// violations are not load errors: a loaded state may break I1–I5, and
+/// violations are not load errors: a loaded state may break I1–I5, I8, and
 /// [`check`](crate::check) reports how.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -251,7 +251,7 @@ impl<S: Store, D: Decider> Engine<S, D> {
     }
 
     /// Reads a workflow and its decider-queue membership under its lock: a consistent view on
-    /// which I1–I5 ([`check`](crate::check)) and I6 ([`Inspection::queue_violation`]) can be
+    /// which I1–I5, I8 ([`check`](crate::check)) and I6 ([`Inspection::queue_violation`]) can be
     /// checked. [`InspectError::Locked`] while another operation holds the lock.
     pub fn inspect(&self, id: &WorkflowId, now_ms: u64) -> Result<Inspection, InspectError> {
         self.drive(InspectOp::new(

@@ -1,5 +1,5 @@
 //! `wfstate audit [--json] FILE...`: read Conductor workflow executions and report every
-//! violation of I1–I5 that one state shows (`wfstate::check`), by invariant id, task and statuses.
+//! violation of I1–I5 and I8 that one state shows (`wfstate::check`), by invariant id, task and statuses.
 //!
 //! Exit status: 0 when every file is clean, 1 when any file has a violation, 2 when any file
 //! cannot be read or parsed (2 wins over 1: the audit is incomplete). A JSON Schema document is

@@ -9,7 +9,7 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [(&str, &str); 18] = [
+const COLUMNS: [(&str, &str); 19] = [
     ("I1", "I1"),
     ("I1 at rest", "I1 at rest"),
     ("I2", "I2"),
@@ -19,6 +19,7 @@ const COLUMNS: [(&str, &str); 18] = [
     ("I6a", "I6a"),
     ("I6b", "I6b"),
     ("I6b after an expiry", "I6b exact"),
+    ("I8", "I8"),
     ("completion", "completion"),
     ("decisions accepted", "decisions"),
     ("inspect agrees", "inspect"),

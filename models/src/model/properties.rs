@@ -29,6 +29,8 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     // Across every write: terminal becomes RUNNING only through retry.
     ("I5", |_, s| !s.ghost.broken.contains(&Invariant::I5)),
     ("I6a", i6a),
+    // At most one attempt per reference name, retry count and loop iteration.
+    ("I8", |_, s| holds(s, Invariant::I8)),
     ("I6b", |_, s| {
         s.ghost.lease_expired
             || s.in_flight()
