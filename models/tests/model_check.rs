@@ -13,12 +13,65 @@ use wfstate_models::model::{check, replay, Config, Options, ProtocolModel, Sched
 /// exhaustive), and the states a legacy run explores until its first counterexample (BFS, one
 /// thread: deterministic). A change in the model, in the runtime's operation machines or store
 /// state, or in the core's transition function moves these: review it, then update them.
-const PINNED: [(Variant, usize); 4] = [
+const PINNED: [(Variant, usize); 8] = [
     (Variant::Fixed, 206_308),
     (Variant::LegacyArchive, 2_848),
     (Variant::LegacyBlindReport, 3_084),
     (Variant::LegacySweeper, 1_574),
+    (Variant::LegacyPoll, 2_942),
+    (Variant::LegacyTimeoutOverwrite, 7_529),
+    (Variant::LegacyUnlockedStart, 3_096),
+    (Variant::LegacyLostPush, 2_685),
 ];
+
+/// Every legacy variant on `default` (BFS, one thread, until its first counterexample): the
+/// states explored and the property its counterexample breaks, with the trace length. (The
+/// fixed protocol on `default` runs in `.ci/run` through `wfstate check`.)
+const PINNED_DEFAULT: [(Variant, usize, &str, usize); 10] = [
+    (Variant::LegacyArchive, 2_321, "I1 at rest", 10),
+    (Variant::LegacyBlindReport, 1_974, "I3", 14),
+    (Variant::LegacySweeper, 424, "I5", 8),
+    (Variant::LegacyNoLock, 2_354, "I5", 7),
+    (Variant::LegacyLeaseExpiry, 2_285, "I8", 10),
+    (Variant::LegacyStaleSnapshot, 2_039, "I8", 11),
+    (Variant::LegacyPoll, 2_019, "I3", 11),
+    (Variant::LegacyTimeoutOverwrite, 2_171, "I3", 14),
+    (Variant::LegacyUnlockedStart, 2_362, "I8", 5),
+    (Variant::LegacyLostPush, 2_051, "no lost task", 7),
+];
+
+/// Each Conductor defect on `default`: its counterexample, with pinned counts and lengths.
+#[test]
+fn every_legacy_variant_on_default_breaks_its_property() {
+    let config = Config::default_config();
+    let variants: Vec<Variant> = config
+        .variants()
+        .into_iter()
+        .filter(|variant| *variant != Variant::Fixed)
+        .collect();
+    let pinned: Vec<Variant> = PINNED_DEFAULT.iter().map(|row| row.0).collect();
+    assert_eq!(
+        variants, pinned,
+        "a pinned row per legacy variant of default"
+    );
+    for (variant, states, property, steps) in PINNED_DEFAULT {
+        let report = check(
+            ProtocolModel::new(config.clone(), variant),
+            Options::default(),
+        );
+        assert!(report.as_expected(), "default/{variant}");
+        let counterexample = report.counterexample.expect("a counterexample");
+        assert_eq!(
+            (counterexample.property, counterexample.actions.len()),
+            (property, steps),
+            "default/{variant}"
+        );
+        assert_eq!(
+            report.states, states,
+            "default/{variant}: state count moved"
+        );
+    }
+}
 
 /// The other configurations `cargo test` checks, with their pinned counts: store failures
 /// (fixed, exhaustive) and the retry world (fixed exhaustive; call-by-call until its
@@ -108,9 +161,15 @@ fn quiet_outbox_reduction_keeps_every_verdict() {
         ("small", Variant::LegacyArchive),
         ("small", Variant::LegacyBlindReport),
         ("small", Variant::LegacySweeper),
+        ("small", Variant::LegacyPoll),
+        ("small", Variant::LegacyTimeoutOverwrite),
+        ("small", Variant::LegacyUnlockedStart),
+        ("small", Variant::LegacyLostPush),
     ];
     for (name, variant) in runs {
-        let reduced = Config::named(name).expect("known config");
+        let reduced = Config::named(name)
+            .expect("known config")
+            .for_variant(variant);
         let full = Config {
             quiet_outbox: false,
             ..reduced.clone()
@@ -157,19 +216,37 @@ fn schedules() -> Vec<(String, Schedule)> {
     schedules
 }
 
-/// The saved counterexamples (regression fixtures for D1, D2, D3): replayed against their legacy
-/// variant they break its invariant at their last step; replayed against the fixed protocol the
-/// same schedule keeps every always-property (I1–I6, completion).
+/// The saved counterexamples (regression fixtures for D1–D3, E2–E4 and E7–E10): replayed against
+/// their legacy variant they break its invariant at their last step; replayed against the fixed
+/// protocol, in the same world (the variant's ingredients added), the same schedule keeps every
+/// always-property (I1–I8, completion...). Steps the fixed protocol has no actor for (E9's
+/// starter, E10's failing push) are skipped there.
 #[test]
 fn saved_counterexamples_break_legacy_and_not_fixed() {
     let schedules = schedules();
+    let mut expected: Vec<String> = Vec::new();
+    for config in ["small", "default"] {
+        for variant in Config::named(config).expect("known").variants() {
+            if variant != Variant::Fixed {
+                expected.push(format!("{config}-{variant}.json"));
+            }
+        }
+    }
+    expected.push("retry-call-by-call.json".into());
+    expected.sort();
+    let mut saved: Vec<String> = schedules
+        .iter()
+        .map(|(path, _)| path.rsplit('/').next().unwrap_or(path).to_owned())
+        .collect();
+    saved.sort();
     assert_eq!(
-        schedules.len(),
-        4,
-        "one per legacy variant, and the call-by-call store path"
+        saved, expected,
+        "one per legacy variant and configuration it runs on, and the call-by-call store path"
     );
     for (path, schedule) in schedules {
-        let config = Config::named(&schedule.config).expect("known config");
+        let config = Config::named(&schedule.config)
+            .expect("known config")
+            .for_variant(schedule.variant);
         let legacy = ProtocolModel::new(config.clone(), schedule.variant);
         let result = replay(&legacy, &schedule.actions);
         assert_eq!(
@@ -202,7 +279,7 @@ fn saved_counterexamples_break_legacy_and_not_fixed() {
 
 /// The saved counterexamples are still the shortest the model has (so a model change that
 /// shortens or breaks them is noticed). Regenerate with
-/// `cargo run --release -p wfstate-models -- check --config small --config retry --save-counterexamples models/tests/counterexamples`.
+/// `cargo run --release -p wfstate-models -- check --config small --config default --config retry --save-counterexamples models/tests/counterexamples`.
 #[test]
 fn saved_counterexamples_are_the_shortest() {
     for (path, schedule) in schedules() {

@@ -21,6 +21,27 @@ pub enum Variant {
     /// D3: the sweeper reads before locking, writes without compare-and-swap, and dequeues after
     /// unlocking.
     LegacySweeper,
+    /// E2 (conductor-oss #323, Netflix #3491): sweeps decide with no lock and write the whole
+    /// workflow document blind after creating the new task rows.
+    LegacyNoLock,
+    /// E3 (conductor-oss #799, #613): the sweep locks first and reads under the lock, but its
+    /// lease is no fence: a decide that outlived its lease still creates its task.
+    LegacyLeaseExpiry,
+    /// E4 (conductor-oss #208): the sweep reads before locking and decides on that snapshot, so
+    /// its new task is deduplicated only against the stale snapshot.
+    LegacyStaleSnapshot,
+    /// E7 (Netflix #210, #362): a poll reads the attempt, checks it is not terminal, and writes
+    /// IN_PROGRESS blind.
+    LegacyPoll,
+    /// E8 (Netflix #1249): the task time-out under the lock is written blind from the snapshot
+    /// it read, over a completion reported in between.
+    LegacyTimeoutOverwrite,
+    /// E9 (Netflix PR #3216, v3.11.0): the starter decides on its in-memory copy of the workflow
+    /// it created, outside the lock, while a sweeper decides too.
+    LegacyUnlockedStart,
+    /// E10 (Netflix PR #1830, Orkes PR #152): a task row is persisted and its queue push is a
+    /// separate call whose failure is swallowed.
+    LegacyLostPush,
     /// The fixed operations over a store that applies a commit as separate calls (the
     /// compare-and-swap with its outbox entries, then the queue plan), as a simple store an
     /// engine author writes might.
@@ -29,11 +50,18 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, fixed first.
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 12] = [
         Variant::Fixed,
         Variant::LegacyArchive,
         Variant::LegacyBlindReport,
         Variant::LegacySweeper,
+        Variant::LegacyNoLock,
+        Variant::LegacyLeaseExpiry,
+        Variant::LegacyStaleSnapshot,
+        Variant::LegacyPoll,
+        Variant::LegacyTimeoutOverwrite,
+        Variant::LegacyUnlockedStart,
+        Variant::LegacyLostPush,
         Variant::CallByCall,
     ];
 
@@ -44,8 +72,39 @@ impl Variant {
             Variant::LegacyArchive => "legacy-archive",
             Variant::LegacyBlindReport => "legacy-blind-report",
             Variant::LegacySweeper => "legacy-sweeper",
+            Variant::LegacyNoLock => "legacy-no-lock",
+            Variant::LegacyLeaseExpiry => "legacy-lease-expiry",
+            Variant::LegacyStaleSnapshot => "legacy-stale-snapshot",
+            Variant::LegacyPoll => "legacy-poll",
+            Variant::LegacyTimeoutOverwrite => "legacy-timeout-overwrite",
+            Variant::LegacyUnlockedStart => "legacy-unlocked-start",
+            Variant::LegacyLostPush => "legacy-lost-push",
             Variant::CallByCall => "call-by-call",
         }
+    }
+
+    /// The Conductor defect it reproduces (`docs/defects.md`), `None` for `fixed` and the
+    /// call-by-call store path.
+    pub const fn defect(self) -> Option<&'static str> {
+        match self {
+            Variant::Fixed | Variant::CallByCall => None,
+            Variant::LegacyArchive => Some("D1"),
+            Variant::LegacyBlindReport => Some("D2"),
+            Variant::LegacySweeper => Some("D3"),
+            Variant::LegacyNoLock => Some("E2"),
+            Variant::LegacyLeaseExpiry => Some("E3"),
+            Variant::LegacyStaleSnapshot => Some("E4"),
+            Variant::LegacyPoll => Some("E7"),
+            Variant::LegacyTimeoutOverwrite => Some("E8"),
+            Variant::LegacyUnlockedStart => Some("E9"),
+            Variant::LegacyLostPush => Some("E10"),
+        }
+    }
+
+    /// Is it an alternative to the fixed protocol (a legacy variant or the call-by-call store
+    /// path), checked only until its expected counterexample?
+    pub const fn is_alternative(self) -> bool {
+        !matches!(self, Variant::Fixed)
     }
 
     /// The properties a legacy variant must break (at least one of them); empty for `fixed`.
@@ -55,6 +114,11 @@ impl Variant {
             Variant::LegacyArchive => &["I1 at rest"],
             Variant::LegacyBlindReport => &["I3"],
             Variant::LegacySweeper => &["I5", "I6a", "I6b"],
+            Variant::LegacyNoLock => &["I5"],
+            Variant::LegacyLeaseExpiry | Variant::LegacyStaleSnapshot => &["I8"],
+            Variant::LegacyPoll | Variant::LegacyTimeoutOverwrite => &["I3"],
+            Variant::LegacyUnlockedStart => &["I8"],
+            Variant::LegacyLostPush => &["no lost task"],
             Variant::CallByCall => &["I6a"],
         }
     }
@@ -73,7 +137,10 @@ impl FromStr for Variant {
         Variant::ALL
             .into_iter()
             .find(|variant| variant.name() == name)
-            .ok_or_else(|| format!("unknown variant {name:?} (fixed, legacy-archive, legacy-blind-report, legacy-sweeper, call-by-call)"))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+                format!("unknown variant {name:?} ({})", names.join(", "))
+            })
     }
 }
 
@@ -250,8 +317,41 @@ impl Config {
         }
     }
 
+    /// This configuration with the ingredients `variant`'s defect needs and the configuration
+    /// lacks: a task time-out (E8), time passing beyond a hiding lease once (E3, E4: the
+    /// popped entry of a slow sweep reappears, as Conductor's unack timeout redelivers it); E4
+    /// runs without lease expiry. The fixed protocol replays a legacy counterexample in the
+    /// same world (`models/tests/model_check.rs`).
+    pub fn for_variant(mut self, variant: Variant) -> Self {
+        match variant {
+            Variant::LegacyTimeoutOverwrite => {
+                self.task_timeouts = self.task_timeouts.max(1);
+            }
+            Variant::LegacyLeaseExpiry => {
+                self.ticks = self.ticks.max(1);
+            }
+            // Without a lease expiry, so that the counterexample is the stale read alone (with
+            // one, the shortest is E3's).
+            Variant::LegacyStaleSnapshot => {
+                self.ticks = self.ticks.max(1);
+                self.lease_expiries = 0;
+            }
+            Variant::Fixed
+            | Variant::LegacyArchive
+            | Variant::LegacyBlindReport
+            | Variant::LegacySweeper
+            | Variant::LegacyNoLock
+            | Variant::LegacyPoll
+            | Variant::LegacyUnlockedStart
+            | Variant::LegacyLostPush
+            | Variant::CallByCall => {}
+        }
+        self
+    }
+
     /// The variants `check` runs on this configuration by default: every legacy variant where
-    /// its defect's ingredients are configured, and the call-by-call store path.
+    /// its defect's ingredients are configured, and the call-by-call store path. Those that need
+    /// two deciders (E2, E3, E4) run on `default` only.
     pub fn variants(&self) -> Vec<Variant> {
         let mut variants = vec![Variant::Fixed];
         if self.name == "small" || self.name == "default" {
@@ -259,6 +359,21 @@ impl Config {
                 Variant::LegacyArchive,
                 Variant::LegacyBlindReport,
                 Variant::LegacySweeper,
+            ]);
+        }
+        if self.name == "default" {
+            variants.extend([
+                Variant::LegacyNoLock,
+                Variant::LegacyLeaseExpiry,
+                Variant::LegacyStaleSnapshot,
+            ]);
+        }
+        if self.name == "small" || self.name == "default" {
+            variants.extend([
+                Variant::LegacyPoll,
+                Variant::LegacyTimeoutOverwrite,
+                Variant::LegacyUnlockedStart,
+                Variant::LegacyLostPush,
             ]);
         }
         if self.name == "retry" {

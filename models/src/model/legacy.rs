@@ -31,6 +31,20 @@ pub enum LegacyNext<'a> {
         /// The status written.
         status: TaskStatus,
     },
+    /// Create task rows: each attempt is added to the stored workflow as a row of its own (an
+    /// id already in use becomes a second row with a fresh id, as Conductor's UUIDs are), and,
+    /// if `push`, put in its task queue.
+    AddTasks {
+        /// The attempts created.
+        tasks: &'a [Task],
+        /// Push each to its task queue in the same step.
+        push: bool,
+    },
+    /// Push these attempts to their task queues (a separate call that may fail).
+    PushTasks {
+        /// The attempts.
+        tasks: &'a [Task],
+    },
     /// Remove the workflow from the decider queue, unconditionally.
     Dequeue,
     /// Make the workflow due in the decider queue, adding it if absent.
@@ -353,5 +367,417 @@ impl LegacyReport {
         };
         self.read = true;
         self.done = !live;
+    }
+}
+
+/// How a [`LegacyDecide`] takes (or skips) the lock and when it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecideMode {
+    /// E2: no lock at all (`workflowExecutionLockEnabled=false`, Conductor's default up to
+    /// v3.21): read, decide, create the new tasks, then write the whole workflow document.
+    NoLock,
+    /// E4: read before locking, then decide on that snapshot under the lock (conductor-oss
+    /// #208): the new tasks are deduplicated only against the snapshot.
+    StaleSnapshot,
+    /// E3: lock first and read under the lock, but the lease is not a fence: a decide that
+    /// outlives its lease still writes (conductor-oss #799, #613).
+    LockFirst,
+    /// E10: lock first; the task rows are persisted, then each task's queue push is a separate
+    /// call whose failure is swallowed (Netflix PR #1830, Orkes PR #152).
+    LostPush,
+}
+
+/// Conductor's sweep-and-decide as its DAO writes it: tasks are rows, created by a write of
+/// their own (`createTasks`) and pushed to their task queue; the workflow document is written
+/// blind after them. No compare-and-swap anywhere; `mode` says how the lock is (not) used.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LegacyDecide {
+    token: LeaseToken,
+    id: WorkflowId,
+    mode: DecideMode,
+    pc: DecidePc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum DecidePc {
+    Pop,
+    Read,
+    Acquire {
+        snapshot: Option<Workflow>,
+    },
+    HandBack,
+    Create {
+        tasks: Vec<Task>,
+        status: WorkflowStatus,
+        all: Vec<Task>,
+    },
+    Push {
+        tasks: Vec<Task>,
+        status: WorkflowStatus,
+    },
+    Write {
+        status: WorkflowStatus,
+        tasks: Vec<Task>,
+    },
+    Queue {
+        running: bool,
+    },
+    Release,
+    Done,
+}
+
+impl LegacyDecide {
+    /// A legacy sweep-and-decide holding `token`.
+    pub fn new(token: LeaseToken, mode: DecideMode) -> Self {
+        LegacyDecide {
+            token,
+            id: id(),
+            mode,
+            pc: DecidePc::Pop,
+        }
+    }
+
+    fn locks(&self) -> bool {
+        self.mode != DecideMode::NoLock
+    }
+
+    /// The state's name.
+    pub fn state_name(&self) -> &'static str {
+        match self.pc {
+            DecidePc::Pop => "Pop",
+            DecidePc::Read if self.mode == DecideMode::StaleSnapshot => "Read (before locking)",
+            DecidePc::Read if self.mode == DecideMode::NoLock => "Read (no lock)",
+            DecidePc::Read => "Read",
+            DecidePc::Acquire { .. } => "Acquire",
+            DecidePc::HandBack => "HandBack",
+            DecidePc::Create { .. } => "Create tasks (blind)",
+            DecidePc::Push { .. } => "Push to task queue",
+            DecidePc::Write { .. } => "Write workflow (blind)",
+            DecidePc::Queue { .. } => "Decider queue",
+            DecidePc::Release => "Release",
+            DecidePc::Done => "Done",
+        }
+    }
+
+    /// Is its next step the task-queue push, which may fail?
+    pub fn pushing(&self) -> bool {
+        matches!(self.pc, DecidePc::Push { .. })
+    }
+
+    /// The next call or write.
+    pub fn next(&self) -> LegacyNext<'_> {
+        let id = &self.id;
+        match &self.pc {
+            DecidePc::Pop => LegacyNext::Call(Call::PopDecider {
+                token: self.token,
+                now_ms: super::state::NOW_MS,
+                unack_ms: 1,
+            }),
+            DecidePc::Read => LegacyNext::Call(Call::Load { id }),
+            DecidePc::Acquire { .. } => LegacyNext::Call(Call::Acquire {
+                id,
+                token: self.token,
+                lease_ms: 1,
+                now_ms: super::state::NOW_MS,
+            }),
+            DecidePc::HandBack => LegacyNext::Call(Call::HandBack {
+                id,
+                token: self.token,
+                due_ms: super::state::NOW_MS,
+            }),
+            DecidePc::Create { tasks, .. } => LegacyNext::AddTasks {
+                tasks,
+                push: self.mode != DecideMode::LostPush,
+            },
+            DecidePc::Push { tasks, .. } => LegacyNext::PushTasks { tasks },
+            DecidePc::Write { status, tasks } => LegacyNext::Overwrite {
+                status: *status,
+                tasks,
+            },
+            DecidePc::Queue { running: true } => LegacyNext::Enqueue,
+            DecidePc::Queue { running: false } => LegacyNext::Dequeue,
+            DecidePc::Release => LegacyNext::Call(Call::Release {
+                id,
+                token: self.token,
+            }),
+            DecidePc::Done => LegacyNext::Done,
+        }
+    }
+
+    /// Resumes with the reply (for a write or the push: whether it happened).
+    pub fn resume(&mut self, reply: Result<Reply, StoreFailure>, decider: &dyn Decider) {
+        let pc = std::mem::replace(&mut self.pc, DecidePc::Done);
+        let mode = self.mode;
+        self.pc = match (pc, reply) {
+            (_, Err(_)) => DecidePc::Done,
+            (DecidePc::Pop, Ok(Reply::Popped(Some(_)))) => match mode {
+                DecideMode::NoLock | DecideMode::StaleSnapshot => DecidePc::Read,
+                DecideMode::LockFirst | DecideMode::LostPush => {
+                    DecidePc::Acquire { snapshot: None }
+                }
+            },
+            (DecidePc::Read, Ok(Reply::Loaded(Some(workflow)))) => match mode {
+                DecideMode::StaleSnapshot => DecidePc::Acquire {
+                    snapshot: Some((*workflow).clone()),
+                },
+                DecideMode::NoLock | DecideMode::LockFirst | DecideMode::LostPush => {
+                    LegacyDecide::decide(&workflow, decider)
+                }
+            },
+            (DecidePc::Acquire { snapshot }, Ok(Reply::Acquired(Ok(_)))) => match snapshot {
+                Some(snapshot) => LegacyDecide::decide(&snapshot, decider),
+                None => DecidePc::Read,
+            },
+            (DecidePc::Acquire { .. }, Ok(Reply::Acquired(Err(_)))) => DecidePc::HandBack,
+            (DecidePc::Create { tasks, status, all }, Ok(_)) => match mode {
+                DecideMode::NoLock => DecidePc::Write { status, tasks: all },
+                DecideMode::LostPush => DecidePc::Push { tasks, status },
+                DecideMode::StaleSnapshot | DecideMode::LockFirst => DecidePc::Queue {
+                    running: status == WorkflowStatus::Running,
+                },
+            },
+            (DecidePc::Push { status, .. }, Ok(_)) => DecidePc::Queue {
+                running: status == WorkflowStatus::Running,
+            },
+            (DecidePc::Write { status, .. }, Ok(_)) => DecidePc::Queue {
+                running: status == WorkflowStatus::Running,
+            },
+            (DecidePc::Queue { .. }, Ok(_)) if self.locks() => DecidePc::Release,
+            (_, Ok(_)) => DecidePc::Done,
+        };
+    }
+
+    /// Decide on `snapshot`: new tasks are created as rows of their own, a status change is a
+    /// blind write of the document as the snapshot plus the step has it.
+    fn decide(snapshot: &Workflow, decider: &dyn Decider) -> DecidePc {
+        let running = snapshot.status() == WorkflowStatus::Running;
+        let Decision::Act(input) = decider.decide(snapshot) else {
+            return DecidePc::Queue { running };
+        };
+        let Ok(step) = transition(snapshot, &Input::Engine(input)) else {
+            return DecidePc::Queue { running };
+        };
+        let mut known = snapshot.clone();
+        if !step.is_applied() || known.apply(&step).is_err() {
+            return DecidePc::Queue { running };
+        }
+        let created: Vec<Task> = known
+            .tasks()
+            .iter()
+            .filter(|task| snapshot.task(&task.id).is_none())
+            .cloned()
+            .collect();
+        if created.is_empty() {
+            DecidePc::Write {
+                status: known.status(),
+                tasks: known.tasks().to_vec(),
+            }
+        } else {
+            DecidePc::Create {
+                tasks: created,
+                status: known.status(),
+                all: known.tasks().to_vec(),
+            }
+        }
+    }
+
+    /// The kind of its next store call, if it is one.
+    pub fn call_kind(&self) -> Option<CallKind> {
+        match self.next() {
+            LegacyNext::Call(call) => Some(call.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// E7: a poll that reads the attempt, checks it is not terminal, then writes IN_PROGRESS blind
+/// (Conductor's `ExecutionService.poll`: check-then-act, no compare-and-swap; Netflix #210, #362).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LegacyPoll {
+    id: WorkflowId,
+    reference_name: String,
+    pc: PollPc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PollPc {
+    Poll,
+    Load { task: TaskId },
+    Write { task: TaskId },
+    Done(Option<TaskId>),
+}
+
+impl LegacyPoll {
+    /// A blind poll of the queue `reference_name`.
+    pub fn new(reference_name: &str) -> Self {
+        LegacyPoll {
+            id: id(),
+            reference_name: reference_name.to_owned(),
+            pc: PollPc::Poll,
+        }
+    }
+
+    /// The state's name.
+    pub fn state_name(&self) -> &'static str {
+        match self.pc {
+            PollPc::Poll => "Poll",
+            PollPc::Load { .. } => "Load",
+            PollPc::Write { .. } => "Write IN_PROGRESS (blind)",
+            PollPc::Done(_) => "Done",
+        }
+    }
+
+    /// The next call or write.
+    pub fn next(&self) -> LegacyNext<'_> {
+        match &self.pc {
+            PollPc::Poll => LegacyNext::Call(Call::PollTask {
+                reference_name: &self.reference_name,
+                now_ms: super::state::NOW_MS,
+                visibility_ms: 1,
+            }),
+            PollPc::Load { .. } => LegacyNext::Call(Call::Load { id: &self.id }),
+            PollPc::Write { task } => LegacyNext::SetTask {
+                task,
+                status: TaskStatus::InProgress,
+            },
+            PollPc::Done(_) => LegacyNext::Done,
+        }
+    }
+
+    /// Resumes with the reply: a terminal attempt is skipped (the check of commit aa60db87e).
+    pub fn resume(&mut self, reply: Result<Reply, StoreFailure>) {
+        let pc = std::mem::replace(&mut self.pc, PollPc::Done(None));
+        self.pc = match (pc, reply) {
+            (PollPc::Poll, Ok(Reply::Task(Some(queued)))) => PollPc::Load { task: queued.task },
+            (PollPc::Load { task }, Ok(Reply::Loaded(Some(workflow)))) => {
+                let live = workflow
+                    .task(&task)
+                    .is_some_and(|attempt| !attempt.status.is_terminal());
+                if live {
+                    PollPc::Write { task }
+                } else {
+                    PollPc::Done(None)
+                }
+            }
+            (PollPc::Write { task }, Ok(_)) => PollPc::Done(Some(task)),
+            (_, Err(_)) | (_, Ok(_)) => PollPc::Done(None),
+        };
+    }
+
+    /// The attempt handed out, once done.
+    pub fn polled(&self) -> Option<&TaskId> {
+        match &self.pc {
+            PollPc::Done(task) => task.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The kind of its next store call, if it is one.
+    pub fn call_kind(&self) -> Option<CallKind> {
+        match self.next() {
+            LegacyNext::Call(call) => Some(call.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// E8: the decider's task time-out under the lock, written blind from the snapshot it read:
+/// a completion reported (lock-free) in between is overwritten (Netflix #1249).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LegacyTimeOut {
+    token: LeaseToken,
+    id: WorkflowId,
+    task: TaskId,
+    pc: TimeOutPc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TimeOutPc {
+    Acquire,
+    Load,
+    Write {
+        status: WorkflowStatus,
+        tasks: Vec<Task>,
+    },
+    Dequeue,
+    Release,
+    Done,
+}
+
+impl LegacyTimeOut {
+    /// A legacy time-out of `task`, holding `token`.
+    pub fn new(token: LeaseToken, task: TaskId) -> Self {
+        LegacyTimeOut {
+            token,
+            id: id(),
+            task,
+            pc: TimeOutPc::Acquire,
+        }
+    }
+
+    /// The state's name.
+    pub fn state_name(&self) -> &'static str {
+        match self.pc {
+            TimeOutPc::Acquire => "Acquire",
+            TimeOutPc::Load => "Load",
+            TimeOutPc::Write { .. } => "Write time-out (blind)",
+            TimeOutPc::Dequeue => "Dequeue",
+            TimeOutPc::Release => "Release",
+            TimeOutPc::Done => "Done",
+        }
+    }
+
+    /// The next call or write.
+    pub fn next(&self) -> LegacyNext<'_> {
+        let id = &self.id;
+        match &self.pc {
+            TimeOutPc::Acquire => LegacyNext::Call(Call::Acquire {
+                id,
+                token: self.token,
+                lease_ms: 1,
+                now_ms: super::state::NOW_MS,
+            }),
+            TimeOutPc::Load => LegacyNext::Call(Call::Load { id }),
+            TimeOutPc::Write { status, tasks } => LegacyNext::Overwrite {
+                status: *status,
+                tasks,
+            },
+            TimeOutPc::Dequeue => LegacyNext::Dequeue,
+            TimeOutPc::Release => LegacyNext::Call(Call::Release {
+                id,
+                token: self.token,
+            }),
+            TimeOutPc::Done => LegacyNext::Done,
+        }
+    }
+
+    /// Resumes with the reply.
+    pub fn resume(&mut self, reply: Result<Reply, StoreFailure>) {
+        let pc = std::mem::replace(&mut self.pc, TimeOutPc::Done);
+        self.pc = match (pc, reply) {
+            (TimeOutPc::Acquire, Ok(Reply::Acquired(Ok(_)))) => TimeOutPc::Load,
+            (TimeOutPc::Load, Ok(Reply::Loaded(Some(workflow)))) => {
+                let input = Input::Engine(wfstate::EngineInput::TimeOutTask {
+                    task: self.task.clone(),
+                });
+                let mut known = (*workflow).clone();
+                match transition(&workflow, &input) {
+                    Ok(step) if step.is_applied() && known.apply(&step).is_ok() => {
+                        TimeOutPc::Write {
+                            status: known.status(),
+                            tasks: known.tasks().to_vec(),
+                        }
+                    }
+                    Ok(_) | Err(_) => TimeOutPc::Release,
+                }
+            }
+            (TimeOutPc::Write { status, .. }, Ok(_)) if status != WorkflowStatus::Running => {
+                TimeOutPc::Dequeue
+            }
+            (TimeOutPc::Write { .. } | TimeOutPc::Dequeue, Ok(_)) => TimeOutPc::Release,
+            (TimeOutPc::Release, _) => TimeOutPc::Done,
+            (TimeOutPc::Acquire, _) => TimeOutPc::Done,
+            (_, Err(_)) | (_, Ok(_)) => TimeOutPc::Release,
+        };
     }
 }

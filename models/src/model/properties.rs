@@ -7,7 +7,6 @@ use stateright::{Model, Property};
 use wfstate::runtime::{InspectError, InspectOp, Inspection, Next, Operation, StoreFailure};
 use wfstate::{check, Invariant, TaskStatus, WorkflowStatus};
 
-use super::config::Variant;
 use super::protocol::ProtocolModel;
 use super::state::{State, NOW_MS};
 
@@ -31,6 +30,9 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     ("I6a", i6a),
     // At most one attempt per reference name, retry count and loop iteration.
     ("I8", |_, s| holds(s, Invariant::I8)),
+    // At rest, every SCHEDULED attempt waits in its task queue: no task is lost to a failed
+    // queue push (E10). The fixed protocol's "task queues exact" is stronger (every state).
+    ("no lost task", |_, s| s.in_flight() || no_lost_task(s)),
     ("I6b", |_, s| {
         s.ghost.lease_expired
             || s.in_flight()
@@ -136,12 +138,10 @@ edges![
 /// polled, which the poll started, so the report edges out of SCHEDULED are not in the model
 /// (the golden tables and property tests cover them).
 pub fn all(model: &ProtocolModel) -> Vec<Property<ProtocolModel>> {
-    let fixed: &[(&str, Condition)] = match model.variant {
-        Variant::Fixed => FIXED_ALWAYS,
-        Variant::LegacyArchive
-        | Variant::LegacyBlindReport
-        | Variant::LegacySweeper
-        | Variant::CallByCall => &[],
+    let fixed: &[(&str, Condition)] = if model.variant.is_alternative() {
+        &[]
+    } else {
+        FIXED_ALWAYS
     };
     let always = ALWAYS
         .iter()
@@ -197,6 +197,16 @@ fn holds(state: &State, invariant: Invariant) -> bool {
     check(state.workflow())
         .iter()
         .all(|violation| violation.invariant() != invariant)
+}
+
+/// Every SCHEDULED attempt is in its task queue (visible or hidden).
+fn no_lost_task(state: &State) -> bool {
+    state
+        .workflow()
+        .tasks()
+        .iter()
+        .filter(|task| task.status == TaskStatus::Scheduled)
+        .all(|task| state.store.task_queued(&task.id))
 }
 
 /// No lost task and no stale task entry: an attempt is in its task queue exactly while it is

@@ -19,10 +19,13 @@ use wfstate::{
 };
 
 use super::config::{Config, Variant};
-use super::legacy::{LegacyNext, LegacyReport, LegacySweep, LegacyTerminate};
+use super::legacy::{
+    DecideMode, LegacyDecide, LegacyNext, LegacyPoll, LegacyReport, LegacySweep, LegacyTerminate,
+    LegacyTimeOut,
+};
 use super::state::{
     operator_token, sweeper_token, ActorId, Budgets, Ghost, Message, Operator, OperatorOp,
-    PendingPlan, ReportRun, State, Sweeper, SweeperOp, Worker, NOW_MS,
+    PendingPlan, ReportRun, State, Sweeper, SweeperOp, Worker, WorkerPoll, NOW_MS,
 };
 
 /// A decider shared by the model's threads.
@@ -47,6 +50,10 @@ impl Fault {
     }
 }
 
+fn is_false(flag: &bool) -> bool {
+    !*flag
+}
+
 /// One step of one actor: most are one store call of the actor's operation. A schedule (a list
 /// of actions) names who moves, so the same schedule can be replayed against another variant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,10 +63,16 @@ pub enum Action {
     Sweep {
         /// Which sweeper.
         sweeper: u8,
+        /// The task-queue push fails (legacy lost push only).
+        #[serde(default, skip_serializing_if = "is_false")]
+        fail: bool,
         /// How the store answers.
         #[serde(default, skip_serializing_if = "Fault::is_none")]
         fault: Fault,
     },
+    /// E9's starter decides on its in-memory copy of the workflow it created, without the lock,
+    /// and creates the task rows it decided (legacy unlocked start only).
+    Start,
     /// The operator makes its next call (starting its next admin input, or a task time-out, if
     /// idle); `fail` makes D1's inline archive fail.
     Operate {
@@ -149,6 +162,7 @@ pub struct ProtocolModel {
 impl ProtocolModel {
     /// The model with the reference decider of the configuration's definition.
     pub fn new(config: Config, variant: Variant) -> Self {
+        let config = config.for_variant(variant);
         let decider: SharedDecider = Arc::new(config.definition.clone());
         let mut engine = EngineConfig::default();
         engine.lease_ms = 1;
@@ -242,9 +256,21 @@ impl ProtocolModel {
             for fault in self.faults(state, kind) {
                 actions.push(Action::Sweep {
                     sweeper: index as u8,
+                    fail: false,
                     fault,
                 });
             }
+            let pushing = matches!(&sweeper.op, Some(SweeperOp::Decide(op)) if op.pushing());
+            if pushing && state.budgets.effect_failures > 0 {
+                actions.push(Action::Sweep {
+                    sweeper: index as u8,
+                    fail: true,
+                    fault: Fault::None,
+                });
+            }
+        }
+        if state.budgets.starter > 0 {
+            actions.push(Action::Start);
         }
     }
 
@@ -329,7 +355,8 @@ impl ProtocolModel {
                     Some(CallKind::PollTask)
                 }
                 None => continue,
-                Some(poll) => call_kind(poll),
+                Some(WorkerPoll::Fixed(poll)) => call_kind(poll),
+                Some(WorkerPoll::Legacy(poll)) => poll.call_kind(),
             };
             for fault in self.faults(state, kind) {
                 actions.push(Action::Poll { task, fault });
@@ -548,6 +575,34 @@ impl ProtocolModel {
                 let current = state.status();
                 self.overwrite(state, current, tasks);
             }
+            LegacyNext::AddTasks { tasks, push } => {
+                let mut stored = state.workflow().tasks().to_vec();
+                let mut created = Vec::new();
+                for task in tasks {
+                    let mut row = task.clone();
+                    let mut copy = 1;
+                    while stored.iter().any(|t| t.id == row.id) {
+                        copy += 1;
+                        row.id = TaskId::new(format!("{}#{copy}", task.id));
+                    }
+                    stored.push(row.clone());
+                    created.push(row);
+                }
+                let current = state.status();
+                self.overwrite(state, current, stored);
+                if push {
+                    self.push_tasks(state, &created);
+                }
+            }
+            LegacyNext::PushTasks { tasks } => {
+                if fail {
+                    state.budgets.effect_failures -= 1;
+                    state.ghost.effect_failed = true;
+                    return Reply::Performed(false);
+                }
+                self.push_tasks(state, tasks);
+                return Reply::Performed(true);
+            }
             LegacyNext::Dequeue => {
                 state.store.remove_from_decider(&id);
             }
@@ -565,6 +620,26 @@ impl ProtocolModel {
         Reply::Moved(true)
     }
 
+    /// Puts each SCHEDULED attempt of `tasks` in its task queue (Conductor's `addTaskToQueue`).
+    fn push_tasks(&self, state: &mut State, tasks: &[wfstate::Task]) {
+        let id = State::id();
+        let plan = QueuePlan {
+            decider: DeciderPlan::Keep,
+            remove_tasks: Vec::new(),
+            push_tasks: tasks
+                .iter()
+                .filter(|task| task.status == TaskStatus::Scheduled)
+                .map(|task| wfstate::runtime::QueuedTask {
+                    workflow: id.clone(),
+                    task: task.id.clone(),
+                    reference_name: Arc::from(task.reference_name.as_str()),
+                })
+                .collect(),
+        };
+        let status = state.status();
+        state.store.apply_plan(&id, &plan, status, NOW_MS);
+    }
+
     fn overwrite(&self, state: &mut State, status: WorkflowStatus, tasks: Vec<wfstate::Task>) {
         let before = Arc::clone(state.workflow());
         let version = state.ghost.commits + 1;
@@ -574,12 +649,17 @@ impl ProtocolModel {
         self.record_write(state, &before, false);
     }
 
-    fn sweep(&self, state: &mut State, index: usize, fault: Fault) {
+    fn sweep(&self, state: &mut State, index: usize, fail: bool, fault: Fault) {
         let actor = ActorId::Sweeper(index as u8);
+        let decide = |mode| SweeperOp::Decide(LegacyDecide::new(sweeper_token(index), mode));
         let mut op = match state.sweepers[index].op.take() {
             Some(op) => op,
             None => match self.variant {
                 Variant::LegacySweeper => SweeperOp::Legacy(LegacySweep::new(sweeper_token(index))),
+                Variant::LegacyNoLock => decide(DecideMode::NoLock),
+                Variant::LegacyStaleSnapshot => decide(DecideMode::StaleSnapshot),
+                Variant::LegacyLeaseExpiry => decide(DecideMode::LockFirst),
+                Variant::LegacyLostPush => decide(DecideMode::LostPush),
                 _ => SweeperOp::Fixed(SweepOp::new(sweeper_token(index), NOW_MS, &self.engine)),
             },
         };
@@ -620,6 +700,24 @@ impl ProtocolModel {
                 };
                 sweep.resume(reply, decider);
             }
+            SweeperOp::Decide(sweep) => {
+                let reply = match sweep.next() {
+                    LegacyNext::Call(call) => {
+                        let missing = call.kind() == CallKind::Acquire
+                            && !ProtocolModel::lease_free(state, sweeper_token(index));
+                        let reply = self.execute(state, actor, call, fault).unwrap_or_else(|| {
+                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
+                        });
+                        if missing {
+                            state.sweepers[index].misses_left -= 1;
+                        }
+                        reply
+                    }
+                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+                    next => Ok(self.legacy(state, next, fail)),
+                };
+                sweep.resume(reply, decider);
+            }
         }
         self.settle_sweeper(state, index, op, release_failed);
     }
@@ -640,6 +738,7 @@ impl ProtocolModel {
                 self.check_released(state, token, release_failed);
             }
             SweeperOp::Legacy(sweep) if matches!(sweep.next(), LegacyNext::Done) => {}
+            SweeperOp::Decide(sweep) if matches!(sweep.next(), LegacyNext::Done) => {}
             op => state.sweepers[index].op = Some(op),
         }
     }
@@ -673,22 +772,38 @@ impl ProtocolModel {
                 };
                 let legacy = self.variant == Variant::LegacyArchive
                     && input == Input::Admin(AdminInput::Terminate);
-                if legacy {
-                    OperatorOp::Legacy(LegacyTerminate::new(operator_token()))
-                } else {
-                    OperatorOp::Fixed(AdminOp::new(
+                match input {
+                    Input::Engine(EngineInput::TimeOutTask { task })
+                        if self.variant == Variant::LegacyTimeoutOverwrite =>
+                    {
+                        OperatorOp::TimeOut(LegacyTimeOut::new(operator_token(), task))
+                    }
+                    _ if legacy => OperatorOp::Legacy(LegacyTerminate::new(operator_token())),
+                    input => OperatorOp::Fixed(AdminOp::new(
                         State::id(),
                         input,
                         operator_token(),
                         NOW_MS,
                         &self.engine,
-                    ))
+                    )),
                 }
             }
         };
         let decider: &dyn Decider = &*self.decider;
         let mut release_failed = false;
         match &mut op {
+            OperatorOp::TimeOut(timeout) => {
+                let reply = match timeout.next() {
+                    LegacyNext::Call(call) => self
+                        .execute(state, ActorId::Operator, call, fault)
+                        .unwrap_or_else(|| {
+                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
+                        }),
+                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+                    next => Ok(self.legacy(state, next, fail)),
+                };
+                timeout.resume(reply);
+            }
             OperatorOp::Fixed(admin) => {
                 let Next::Call(call) = admin.next() else {
                     return self.settle_operator(state, op, false);
@@ -730,25 +845,59 @@ impl ProtocolModel {
                 self.check_released(state, token, release_failed);
             }
             OperatorOp::Legacy(terminate) if matches!(terminate.next(), LegacyNext::Done) => {}
+            OperatorOp::TimeOut(timeout) if matches!(timeout.next(), LegacyNext::Done) => {}
             op => state.operator.op = Some(op),
         }
     }
 
     fn poll(&self, state: &mut State, task: u8, fault: Fault) {
         let index = task as usize;
-        let mut poll = state.workers[index].poll.take().unwrap_or_else(|| {
-            PollOp::new(String::from(self.reference(task)), NOW_MS, &self.engine)
+        let actor = ActorId::Worker(task);
+        let poll = state.workers[index].poll.take().unwrap_or_else(|| {
+            if self.variant == Variant::LegacyPoll {
+                WorkerPoll::Legacy(LegacyPoll::new(self.reference(task)))
+            } else {
+                WorkerPoll::Fixed(PollOp::new(
+                    String::from(self.reference(task)),
+                    NOW_MS,
+                    &self.engine,
+                ))
+            }
         });
+        let mut poll = match poll {
+            WorkerPoll::Fixed(poll) => poll,
+            WorkerPoll::Legacy(mut poll) => {
+                let reply = match poll.next() {
+                    LegacyNext::Call(call) => {
+                        self.execute(state, actor, call, fault).unwrap_or_else(|| {
+                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
+                        })
+                    }
+                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+                    next => Ok(self.legacy(state, next, false)),
+                };
+                poll.resume(reply);
+                if !matches!(poll.next(), LegacyNext::Done) {
+                    state.workers[index].poll = Some(WorkerPoll::Legacy(poll));
+                    return;
+                }
+                if let Some(polled) = poll.polled() {
+                    let retry = state.workflow().task(polled).map(|t| t.retry_count);
+                    self.hold(state, index, retry);
+                }
+                return;
+            }
+        };
         let Next::Call(call) = poll.next() else {
             return;
         };
-        let Some(reply) = self.execute(state, ActorId::Worker(task), call, fault) else {
-            state.workers[index].poll = Some(poll);
+        let Some(reply) = self.execute(state, actor, call, fault) else {
+            state.workers[index].poll = Some(WorkerPoll::Fixed(poll));
             return;
         };
         poll.resume(reply, &*self.decider);
         if !matches!(poll.next(), Next::Done) {
-            state.workers[index].poll = Some(poll);
+            state.workers[index].poll = Some(WorkerPoll::Fixed(poll));
             return;
         }
         let polled = poll.finish();
@@ -758,10 +907,44 @@ impl ProtocolModel {
                 .workflow()
                 .task(&polled.task)
                 .map(|attempt| attempt.retry_count);
-            let worker = &mut state.workers[index];
-            if retry.is_some() && worker.worked != retry {
-                worker.holding = retry;
-            }
+            self.hold(state, index, retry);
+        }
+    }
+
+    /// The worker polled the attempt with retry count `retry`: it works it, unless it worked
+    /// that attempt already (a redelivery).
+    fn hold(&self, state: &mut State, index: usize, retry: Option<u32>) {
+        let worker = &mut state.workers[index];
+        if retry.is_some() && worker.worked != retry {
+            worker.holding = retry;
+        }
+    }
+
+    /// E9's starter: decides on the workflow as it created it (RUNNING, no task), unlocked,
+    /// and creates the task rows of that decision.
+    fn start(&self, state: &mut State) {
+        state.budgets.starter = 0;
+        let created = Workflow::new(State::id());
+        let Decision::Act(input) = self.decider.decide(&created) else {
+            return;
+        };
+        let Ok(step) = wfstate::transition(&created, &Input::Engine(input)) else {
+            return;
+        };
+        let mut known = created.clone();
+        if !step.is_applied() || known.apply(&step).is_err() {
+            return;
+        }
+        let tasks = known.tasks().to_vec();
+        if !tasks.is_empty() {
+            self.legacy(
+                state,
+                LegacyNext::AddTasks {
+                    tasks: &tasks,
+                    push: true,
+                },
+                false,
+            );
         }
     }
 
@@ -937,7 +1120,7 @@ impl ProtocolModel {
             }
             ActorId::Worker(task) => {
                 let index = task as usize;
-                if let Some(mut poll) = state.workers[index].poll.take() {
+                if let Some(WorkerPoll::Fixed(mut poll)) = state.workers[index].poll.take() {
                     poll.resume(pending.reply, decider);
                     if matches!(poll.next(), Next::Done) {
                         if let Some(Ok(Some(polled))) = poll.finish() {
@@ -945,7 +1128,7 @@ impl ProtocolModel {
                             state.workers[index].holding = retry;
                         }
                     } else {
-                        state.workers[index].poll = Some(poll);
+                        state.workers[index].poll = Some(WorkerPoll::Fixed(poll));
                     }
                 }
             }
@@ -988,6 +1171,7 @@ fn sweeper_call(op: &SweeperOp) -> Option<CallKind> {
     match op {
         SweeperOp::Fixed(sweep) => call_kind(sweep),
         SweeperOp::Legacy(sweep) => sweep.call_kind(),
+        SweeperOp::Decide(sweep) => sweep.call_kind(),
     }
 }
 
@@ -995,6 +1179,10 @@ fn operator_call(op: &OperatorOp) -> Option<CallKind> {
     match op {
         OperatorOp::Fixed(admin) => call_kind(admin),
         OperatorOp::Legacy(terminate) => match terminate.next() {
+            LegacyNext::Call(call) => Some(call.kind()),
+            _ => None,
+        },
+        OperatorOp::TimeOut(timeout) => match timeout.next() {
             LegacyNext::Call(call) => Some(call.kind()),
             _ => None,
         },
@@ -1052,6 +1240,7 @@ impl Model for ProtocolModel {
                 task_timeouts: self.config.task_timeouts,
                 store_failures: self.config.store_failures,
                 ticks: self.config.ticks,
+                starter: u8::from(self.variant == Variant::LegacyUnlockedStart),
             },
             ghost: Ghost {
                 lost_output,
@@ -1074,7 +1263,12 @@ impl Model for ProtocolModel {
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
         let mut state = last.clone();
         match action {
-            Action::Sweep { sweeper, fault } => self.sweep(&mut state, sweeper as usize, fault),
+            Action::Sweep {
+                sweeper,
+                fail,
+                fault,
+            } => self.sweep(&mut state, sweeper as usize, fail, fault),
+            Action::Start => self.start(&mut state),
             Action::Operate {
                 time_out,
                 fail,

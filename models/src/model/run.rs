@@ -116,10 +116,7 @@ pub fn check(model: ProtocolModel, options: Options) -> Report {
             let builder = builder.threads(options.threads);
             collect(builder.spawn_dfs(), started, options)
         }
-        Variant::LegacyArchive
-        | Variant::LegacyBlindReport
-        | Variant::LegacySweeper
-        | Variant::CallByCall => {
+        _ => {
             let targets: BTreeSet<&'static str> =
                 variant.expected_failures().iter().copied().collect();
             let checker = builder
@@ -196,10 +193,7 @@ fn judge(
     let as_expected = match variant {
         Variant::Fixed => matches!(outcome, Outcome::Holds | Outcome::Reached),
         // A legacy run promises only its counterexample; what else it meets is information.
-        Variant::LegacyArchive
-        | Variant::LegacyBlindReport
-        | Variant::LegacySweeper
-        | Variant::CallByCall => true,
+        _ => variant.is_alternative(),
     };
     Verdict {
         property: name,

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use wfstate::runtime::{AdminOp, LeaseToken, OutboxOp, PollOp, ReportOp, StoreState, SweepOp};
 use wfstate::{Invariant, ReportStatus, TaskStatus, Workflow, WorkflowId, WorkflowStatus};
 
-use super::legacy::{LegacyReport, LegacySweep, LegacyTerminate};
+use super::legacy::{
+    LegacyDecide, LegacyPoll, LegacyReport, LegacySweep, LegacyTerminate, LegacyTimeOut,
+};
 
 /// The one workflow every configuration runs.
 pub const WORKFLOW: &str = "wf";
@@ -24,6 +26,8 @@ pub enum SweeperOp {
     Fixed(SweepOp),
     /// D3's sweep.
     Legacy(LegacySweep),
+    /// Conductor's sweep-and-decide with task rows (E2, E3, E4, E10).
+    Decide(LegacyDecide),
 }
 
 /// One sweeper: it loops sweep operations.
@@ -43,6 +47,8 @@ pub enum OperatorOp {
     Fixed(AdminOp),
     /// D1's terminate.
     Legacy(LegacyTerminate),
+    /// E8's blind task time-out.
+    TimeOut(LegacyTimeOut),
 }
 
 /// The operator: runs the configuration's admin script in order, and task time-outs.
@@ -58,11 +64,21 @@ pub struct Operator {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Worker {
     /// The poll in progress.
-    pub poll: Option<PollOp<'static>>,
+    pub poll: Option<WorkerPoll>,
     /// The retry count of the attempt it polled and has not worked yet.
     pub holding: Option<u32>,
     /// The retry count of the last attempt it worked.
     pub worked: Option<u32>,
+}
+
+/// A worker's poll in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[allow(clippy::large_enum_variant)] // One per worker; boxing would cost an allocation a step.
+pub enum WorkerPoll {
+    /// The runtime's poll.
+    Fixed(PollOp<'static>),
+    /// E7's blind poll.
+    Legacy(LegacyPoll),
 }
 
 /// A report in the network (a multiset: same content, several copies). The attempt is named by
@@ -169,6 +185,8 @@ pub struct Budgets {
     /// Ticks (time passing beyond hiding leases) left while other actions are enabled; when
     /// nothing else is enabled, time may always pass.
     pub ticks: u8,
+    /// E9: the starter's unlocked decide, still to run (0 or 1; always 0 but in that variant).
+    pub starter: u8,
 }
 
 /// Ghost history: not part of the system, only of what the properties need to see.
@@ -266,8 +284,12 @@ impl State {
             None => false,
             Some(SweeperOp::Fixed(_)) => true,
             Some(SweeperOp::Legacy(op)) => op.in_flight(),
+            Some(SweeperOp::Decide(_)) => true,
         });
-        sweeping || self.operator.op.is_some() || !self.pending.is_empty()
+        sweeping
+            || self.operator.op.is_some()
+            || !self.pending.is_empty()
+            || self.budgets.starter > 0
     }
 }
 

@@ -8,7 +8,7 @@ use wfstate::runtime::{Next, Operation};
 
 use super::legacy::LegacyNext;
 use super::protocol::{Action, Fault, ProtocolModel};
-use super::state::{OperatorOp, ReportRun, State, SweeperOp, NOW_MS};
+use super::state::{OperatorOp, ReportRun, State, SweeperOp, WorkerPoll, NOW_MS};
 
 /// One step of a trace.
 #[derive(Debug, Clone, Serialize)]
@@ -120,6 +120,21 @@ fn legacy_what(next: LegacyNext<'_>) -> String {
         LegacyNext::Call(call) => call.kind().name().to_string(),
         LegacyNext::Overwrite { status, .. } => format!("blind write {status}"),
         LegacyNext::SetTask { status, .. } => format!("blind write task {status}"),
+        LegacyNext::AddTasks { tasks, push } => {
+            let names: Vec<String> = tasks
+                .iter()
+                .map(|task| format!("{}#{}", task.reference_name, task.retry_count))
+                .collect();
+            let push = if push { " and push to its queue" } else { "" };
+            format!("create task {} (blind){push}", names.join(" "))
+        }
+        LegacyNext::PushTasks { tasks } => {
+            let names: Vec<String> = tasks
+                .iter()
+                .map(|task| format!("{}#{}", task.reference_name, task.retry_count))
+                .collect();
+            format!("push {} to its task queue", names.join(" "))
+        }
         LegacyNext::Dequeue => "remove from decider queue".into(),
         LegacyNext::Enqueue => "put in decider queue".into(),
         LegacyNext::Archive => "archive inline".into(),
@@ -138,7 +153,11 @@ fn call_of(op: &impl Operation) -> String {
 /// The actor and a short description of what `action` does in `state`.
 pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (String, String) {
     match action {
-        Action::Sweep { sweeper, fault: f } => {
+        Action::Sweep {
+            sweeper,
+            fail,
+            fault: f,
+        } => {
             let what = match state
                 .sweepers
                 .get(*sweeper as usize)
@@ -147,9 +166,19 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
                 None => "pop_decider".to_string(),
                 Some(SweeperOp::Fixed(op)) => call_of(op),
                 Some(SweeperOp::Legacy(op)) => legacy_what(op.next()),
+                Some(SweeperOp::Decide(op)) => legacy_what(op.next()),
+            };
+            let what = if *fail {
+                format!("{what} FAILS (swallowed)")
+            } else {
+                what
             };
             (format!("sweeper {sweeper}"), format!("{what}{}", fault(*f)))
         }
+        Action::Start => (
+            "starter".into(),
+            "decide on its own copy, unlocked: create the first task (blind)".into(),
+        ),
         Action::Operate {
             time_out,
             fail,
@@ -163,6 +192,7 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
                 )
                 .to_lowercase(),
                 Some(OperatorOp::Fixed(op)) => call_of(op),
+                Some(OperatorOp::TimeOut(op)) => legacy_what(op.next()),
                 Some(OperatorOp::Legacy(op)) => {
                     let what = legacy_what(op.next());
                     if *fail {
@@ -181,7 +211,8 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
                 .and_then(|w| w.poll.as_ref())
             {
                 None => "poll_task".to_string(),
-                Some(op) => call_of(op),
+                Some(WorkerPoll::Fixed(op)) => call_of(op),
+                Some(WorkerPoll::Legacy(op)) => legacy_what(op.next()),
             };
             (format!("worker {task}"), format!("{what}{}", fault(*f)))
         }
