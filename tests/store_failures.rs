@@ -48,7 +48,7 @@ use wfstate::{
 
 use wfstate::runtime::CallKind::{
     AckOutbox, Acquire, Commit, DeciderDue, DropIfNotRunning, DropTask, HandBack, Insert, Load,
-    PollTask, PopDecider, Release, Requeue, TakeOutbox,
+    PollTask, PopDecider, Release, TakeOutbox,
 };
 
 /// One owed post-commit effect: the workflow, the version its commit wrote, the effect.
@@ -874,7 +874,7 @@ fn store_failure_at_every_call_of_a_waiting_sweep_loses_nothing_i6a() {
         setup_in_progress,
         op_sweep,
         "waiting",
-        &[PopDecider, Acquire, Load, Requeue, Release],
+        &[PopDecider, Acquire, Load, HandBack, Release],
         WorkflowStatus::Running,
     ));
 }

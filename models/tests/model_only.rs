@@ -18,7 +18,7 @@ const PINNED: [(&str, Variant, usize); 12] = [
     ("small", Variant::LegacyUnlockedStart, 3_096),
     ("small", Variant::LegacyLostPush, 2_685),
     ("faults", Variant::Fixed, 110_449),
-    ("admin", Variant::Fixed, 720_083),
+    ("admin", Variant::Fixed, 657_971),
     ("retry", Variant::Fixed, 382),
     ("retry", Variant::CallByCall, 1_795),
 ];

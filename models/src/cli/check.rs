@@ -9,7 +9,7 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [(&str, &str); 20] = [
+const COLUMNS: [(&str, &str); 21] = [
     ("I1", "I1"),
     ("I1 at rest", "I1 at rest"),
     ("I2", "I2"),
@@ -21,6 +21,7 @@ const COLUMNS: [(&str, &str); 20] = [
     ("I6b after an expiry", "I6b exact"),
     ("I8", "I8"),
     ("no lost task", "queued"),
+    ("no stall", "stall"),
     ("completion", "completion"),
     ("decisions accepted", "decisions"),
     ("inspect agrees", "inspect"),

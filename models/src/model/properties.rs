@@ -33,6 +33,9 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     // At rest, every SCHEDULED attempt waits in its task queue: no task is lost to a failed
     // queue push (E10). The fixed protocol's "task queues exact" is stronger (every state).
     ("no lost task", |_, s| s.in_flight() || no_lost_task(s)),
+    // At rest, a RUNNING workflow the decider would act on is due now in the decider queue (or
+    // leased by a pop whose lease runs out): no wake-up is postponed (E1).
+    ("no stall", no_stall),
     ("I6b", |_, s| {
         s.ghost.lease_expired
             || s.in_flight()
@@ -197,6 +200,17 @@ fn holds(state: &State, invariant: Invariant) -> bool {
     check(state.workflow())
         .iter()
         .all(|violation| violation.invariant() != invariant)
+}
+
+/// At rest, a RUNNING workflow that needs a decision is due now, or its entry is leased by a pop
+/// (it reappears when that lease runs out: a sweeper that died after popping).
+fn no_stall(model: &ProtocolModel, state: &State) -> bool {
+    let id = State::id();
+    state.in_flight()
+        || state.status() != WorkflowStatus::Running
+        || model.decider.decide(state.workflow()) == wfstate::Decision::Wait
+        || state.store.decider_ready(&id, NOW_MS)
+        || state.store.decider_holder(&id).is_some()
 }
 
 /// Every SCHEDULED attempt is in its task queue (visible or hidden).

@@ -9,7 +9,7 @@
 //! | HandBack | hand_back | any → Done(Busy); failed → Done(error) |
 //! | Load | load | missing → Drop(Unknown); RUNNING and a decision → Commit; `Wait` → Requeue(Waiting); not RUNNING and `Idle` → Drop(Dequeued); decision rejected → Requeue(error); failed → Release(error) |
 //! | Commit | commit | done → Release(Applied); stale → Load, or after `max_attempts` Requeue(Contention); missing → Drop(Unknown); failed → Release(error) |
-//! | Requeue | requeue | any → Release; failed → Release(error) |
+//! | Requeue | hand_back | any → Release; failed → Release(error) |
 //! | Drop | drop_if_not_running | any → Release; failed → Release(error) |
 //! | Release | release | any → Done; failed → Done(error) |
 
@@ -238,8 +238,11 @@ impl Operation for SweepOp {
                 plan,
                 now_ms: self.now_ms,
             },
-            Pc::Requeue { id, due_ms, .. } => Call::Requeue {
+            // Conditional on our pop: a report that ended a task since our read moved the entry
+            // (due at once), and a decision taken on the older state must not delay it.
+            Pc::Requeue { id, due_ms, .. } => Call::HandBack {
                 id,
+                token: self.token,
                 due_ms: *due_ms,
             },
             Pc::Drop { id, .. } => Call::DropIfNotRunning { id },
@@ -317,9 +320,9 @@ impl Operation for SweepOp {
                 // still hidden by our pop and reappears after unack.
                 Err(failure) => self.failed(Some(id), failure),
             },
-            Pc::Requeue { id, outcome, .. } => match replied(CallKind::Requeue, reply) {
+            Pc::Requeue { id, outcome, .. } => match replied(CallKind::HandBack, reply) {
                 Ok(Reply::Moved(_)) => Pc::Release { id, outcome },
-                Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::Requeue)),
+                Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::HandBack)),
                 Err(failure) => self.failed(Some(id), failure),
             },
             Pc::Drop { id, outcome } => match replied(CallKind::DropIfNotRunning, reply) {
