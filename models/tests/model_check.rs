@@ -27,10 +27,11 @@ const PINNED: [(Variant, usize); 8] = [
 /// Every legacy variant on `default` (BFS, one thread, until its first counterexample): the
 /// states explored and the property its counterexample breaks, with the trace length. (The
 /// fixed protocol on `default` runs in `.ci/run` through `wfstate check`.)
-const PINNED_DEFAULT: [(Variant, usize, &str, usize); 10] = [
+const PINNED_DEFAULT: [(Variant, usize, &str, usize); 11] = [
     (Variant::LegacyArchive, 2_321, "I1 at rest", 10),
     (Variant::LegacyBlindReport, 1_974, "I3", 14),
     (Variant::LegacySweeper, 424, "I5", 8),
+    (Variant::LegacyLostWakeup, 2_009, "no stall", 12),
     (Variant::LegacyNoLock, 2_354, "I5", 7),
     (Variant::LegacyLeaseExpiry, 2_285, "I8", 10),
     (Variant::LegacyStaleSnapshot, 2_039, "I8", 11),

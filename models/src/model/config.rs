@@ -21,6 +21,10 @@ pub enum Variant {
     /// D3: the sweeper reads before locking, writes without compare-and-swap, and dequeues after
     /// unlocking.
     LegacySweeper,
+    /// E1 (conductor-oss #1132, #1273): a poll postpones the decider-queue entry; a report
+    /// commits with no wake-up and then decides under the lock, doing nothing if the lock is
+    /// busy.
+    LegacyLostWakeup,
     /// E2 (conductor-oss #323, Netflix #3491): sweeps decide with no lock and write the whole
     /// workflow document blind after creating the new task rows.
     LegacyNoLock,
@@ -50,11 +54,12 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, fixed first.
-    pub const ALL: [Variant; 12] = [
+    pub const ALL: [Variant; 13] = [
         Variant::Fixed,
         Variant::LegacyArchive,
         Variant::LegacyBlindReport,
         Variant::LegacySweeper,
+        Variant::LegacyLostWakeup,
         Variant::LegacyNoLock,
         Variant::LegacyLeaseExpiry,
         Variant::LegacyStaleSnapshot,
@@ -72,6 +77,7 @@ impl Variant {
             Variant::LegacyArchive => "legacy-archive",
             Variant::LegacyBlindReport => "legacy-blind-report",
             Variant::LegacySweeper => "legacy-sweeper",
+            Variant::LegacyLostWakeup => "legacy-lost-wakeup",
             Variant::LegacyNoLock => "legacy-no-lock",
             Variant::LegacyLeaseExpiry => "legacy-lease-expiry",
             Variant::LegacyStaleSnapshot => "legacy-stale-snapshot",
@@ -91,6 +97,7 @@ impl Variant {
             Variant::LegacyArchive => Some("D1"),
             Variant::LegacyBlindReport => Some("D2"),
             Variant::LegacySweeper => Some("D3"),
+            Variant::LegacyLostWakeup => Some("E1"),
             Variant::LegacyNoLock => Some("E2"),
             Variant::LegacyLeaseExpiry => Some("E3"),
             Variant::LegacyStaleSnapshot => Some("E4"),
@@ -114,6 +121,7 @@ impl Variant {
             Variant::LegacyArchive => &["I1 at rest"],
             Variant::LegacyBlindReport => &["I3"],
             Variant::LegacySweeper => &["I5", "I6a", "I6b"],
+            Variant::LegacyLostWakeup => &["no stall"],
             Variant::LegacyNoLock => &["I5"],
             Variant::LegacyLeaseExpiry | Variant::LegacyStaleSnapshot => &["I8"],
             Variant::LegacyPoll | Variant::LegacyTimeoutOverwrite => &["I3"],
@@ -340,6 +348,7 @@ impl Config {
             | Variant::LegacyArchive
             | Variant::LegacyBlindReport
             | Variant::LegacySweeper
+            | Variant::LegacyLostWakeup
             | Variant::LegacyNoLock
             | Variant::LegacyPoll
             | Variant::LegacyUnlockedStart
@@ -351,7 +360,8 @@ impl Config {
 
     /// The variants `check` runs on this configuration by default: every legacy variant where
     /// its defect's ingredients are configured, and the call-by-call store path. Those that need
-    /// two deciders (E2, E3, E4) run on `default` only.
+    /// two deciders (E2, E3, E4) run on `default` only, and so does E1, whose shortest
+    /// counterexample on `small` is a time-out's rather than the report's lock miss.
     pub fn variants(&self) -> Vec<Variant> {
         let mut variants = vec![Variant::Fixed];
         if self.name == "small" || self.name == "default" {
@@ -363,6 +373,7 @@ impl Config {
         }
         if self.name == "default" {
             variants.extend([
+                Variant::LegacyLostWakeup,
                 Variant::LegacyNoLock,
                 Variant::LegacyLeaseExpiry,
                 Variant::LegacyStaleSnapshot,

@@ -2,10 +2,13 @@
 //! alternative operation machines over the same store contract, plus the blind writes that the
 //! contract does not have. None of this is shipped: the runtime has no switch for them.
 
-use wfstate::runtime::{Call, CallKind, LeaseToken, Reply, StoreFailure};
+use wfstate::runtime::{
+    Call, CallKind, CommitReply, Committer, DeciderPlan, LeaseToken, QueuePlan, Reply,
+    StoreFailure,
+};
 use wfstate::{
-    transition, Decision, Input, ReportStatus, Task, TaskId, TaskStatus, Workflow, WorkflowId,
-    WorkflowStatus,
+    transition, Decision, Input, ReportStatus, Step, Task, TaskId, TaskStatus, Workflow,
+    WorkflowId, WorkflowStatus,
 };
 
 use wfstate::runtime::Decider;
@@ -779,5 +782,154 @@ impl LegacyTimeOut {
             (TimeOutPc::Acquire, _) => TimeOutPc::Done,
             (_, Err(_)) | (_, Ok(_)) => TimeOutPc::Release,
         };
+    }
+}
+
+/// How long Conductor postpones a decider-queue entry when a worker polls one of its tasks
+/// (`adjustDeciderQueuePostpone`: the task's `responseTimeoutSeconds`). In the model it is only
+/// "later than any lease": the entry is hidden until time passes (`Tick`).
+pub const POSTPONED_MS: u64 = 600_000;
+
+/// E1: a worker's report commits the task (with no decider-queue wake-up: in Conductor the
+/// report's own `decide` is the wake-up), then decides under the lock; if the lock is busy it
+/// returns with nothing done (`decideWithLock` returns null and `updateTask` ignores it;
+/// conductor-oss #1132, #1273).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LegacyReportDecide {
+    id: WorkflowId,
+    input: Input,
+    token: LeaseToken,
+    pc: ReportDecidePc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ReportDecidePc {
+    Load,
+    Commit { step: Step, plan: QueuePlan },
+    Acquire,
+    Read,
+    Decide { step: Step, plan: QueuePlan },
+    Release,
+    Done,
+}
+
+impl LegacyReportDecide {
+    /// The report `status` on `task`, deciding with `token` afterwards.
+    pub fn new(task: TaskId, status: ReportStatus, token: LeaseToken) -> Self {
+        LegacyReportDecide {
+            id: id(),
+            input: Input::Report(wfstate::Report::new(task, status)),
+            token,
+            pc: ReportDecidePc::Load,
+        }
+    }
+
+    /// Its lease token.
+    pub fn token(&self) -> LeaseToken {
+        self.token
+    }
+
+    /// Committed and still to decide (or deciding): the wake-up is this operation's.
+    pub fn deciding(&self) -> bool {
+        matches!(
+            self.pc,
+            ReportDecidePc::Acquire
+                | ReportDecidePc::Read
+                | ReportDecidePc::Decide { .. }
+                | ReportDecidePc::Release
+        )
+    }
+
+    /// The state's name.
+    pub fn state_name(&self) -> &'static str {
+        match self.pc {
+            ReportDecidePc::Load => "Load",
+            ReportDecidePc::Commit { .. } => "Commit (no wake-up)",
+            ReportDecidePc::Acquire => "Acquire (decide)",
+            ReportDecidePc::Read => "Read",
+            ReportDecidePc::Decide { .. } => "Commit decision",
+            ReportDecidePc::Release => "Release",
+            ReportDecidePc::Done => "Done",
+        }
+    }
+
+    /// The next call.
+    pub fn next(&self) -> LegacyNext<'_> {
+        let id = &self.id;
+        match &self.pc {
+            ReportDecidePc::Load | ReportDecidePc::Read => LegacyNext::Call(Call::Load { id }),
+            ReportDecidePc::Commit { step, plan } | ReportDecidePc::Decide { step, plan } => {
+                LegacyNext::Call(Call::Commit {
+                    id,
+                    step,
+                    plan,
+                    now_ms: super::state::NOW_MS,
+                })
+            }
+            ReportDecidePc::Acquire => LegacyNext::Call(Call::Acquire {
+                id,
+                token: self.token,
+                lease_ms: 1,
+                now_ms: super::state::NOW_MS,
+            }),
+            ReportDecidePc::Release => LegacyNext::Call(Call::Release {
+                id,
+                token: self.token,
+            }),
+            ReportDecidePc::Done => LegacyNext::Done,
+        }
+    }
+
+    /// Resumes with the reply.
+    pub fn resume(&mut self, reply: Result<Reply, StoreFailure>, decider: &dyn Decider) {
+        let pc = std::mem::replace(&mut self.pc, ReportDecidePc::Done);
+        self.pc = match (pc, reply) {
+            (ReportDecidePc::Load, Ok(Reply::Loaded(Some(workflow)))) => {
+                match transition(&workflow, &self.input) {
+                    Ok(step) if step.is_applied() => {
+                        let mut plan = QueuePlan::of(&self.id, &step, Committer::Report);
+                        plan.decider = DeciderPlan::Keep;
+                        ReportDecidePc::Commit { step, plan }
+                    }
+                    Ok(_) | Err(_) => ReportDecidePc::Done,
+                }
+            }
+            (ReportDecidePc::Commit { .. }, Ok(Reply::Committed(CommitReply::Done(_)))) => {
+                ReportDecidePc::Acquire
+            }
+            (ReportDecidePc::Commit { .. }, Ok(Reply::Committed(CommitReply::Stale { .. }))) => {
+                ReportDecidePc::Load
+            }
+            (ReportDecidePc::Acquire, Ok(Reply::Acquired(Ok(_)))) => ReportDecidePc::Read,
+            // E1: the lock is busy; the decide returns null and nobody requeues.
+            (ReportDecidePc::Acquire, Ok(_)) => ReportDecidePc::Done,
+            (ReportDecidePc::Read, Ok(Reply::Loaded(Some(workflow)))) => {
+                self.decide(&workflow, decider)
+            }
+            (ReportDecidePc::Read | ReportDecidePc::Decide { .. }, _) => ReportDecidePc::Release,
+            (_, Ok(_)) | (_, Err(_)) => ReportDecidePc::Done,
+        };
+    }
+
+    /// The decision on the workflow read under the lock, committed as the sweep would.
+    fn decide(&self, workflow: &Workflow, decider: &dyn Decider) -> ReportDecidePc {
+        let Decision::Act(input) = decider.decide(workflow) else {
+            return ReportDecidePc::Release;
+        };
+        match transition(workflow, &Input::Engine(input)) {
+            Ok(step) if step.is_applied() => {
+                let plan = QueuePlan::of(&self.id, &step, Committer::Sweeper);
+                ReportDecidePc::Decide { step, plan }
+            }
+            Ok(_) | Err(_) => ReportDecidePc::Release,
+        }
+    }
+
+    /// The kind of its next store call.
+    pub fn call_kind(&self) -> Option<CallKind> {
+        match self.next() {
+            LegacyNext::Call(call) => Some(call.kind()),
+            _ => None,
+        }
     }
 }

@@ -20,8 +20,8 @@ use wfstate::{
 
 use super::config::{Config, Variant};
 use super::legacy::{
-    DecideMode, LegacyDecide, LegacyNext, LegacyPoll, LegacyReport, LegacySweep, LegacyTerminate,
-    LegacyTimeOut,
+    DecideMode, LegacyDecide, LegacyNext, LegacyPoll, LegacyReport, LegacyReportDecide,
+    LegacySweep, LegacyTerminate, LegacyTimeOut, POSTPONED_MS,
 };
 use super::state::{
     operator_token, sweeper_token, ActorId, Budgets, Ghost, Message, Operator, OperatorOp,
@@ -386,6 +386,7 @@ impl ProtocolModel {
         for (index, run) in state.reports.iter().enumerate() {
             let kind = match run {
                 ReportRun::Fixed(op, _) => call_kind(op),
+                ReportRun::Decide(op, _) => op.call_kind(),
                 ReportRun::Legacy(..) => None,
             };
             for fault in self.faults(state, kind) {
@@ -908,6 +909,14 @@ impl ProtocolModel {
                 .task(&polled.task)
                 .map(|attempt| attempt.retry_count);
             self.hold(state, index, retry);
+            if self.variant == Variant::LegacyLostWakeup {
+                // E1: Conductor's poll postpones the workflow's decider entry to the task's
+                // response timeout (`adjustDeciderQueuePostpone`).
+                state.store.execute(Call::Requeue {
+                    id: &State::id(),
+                    due_ms: POSTPONED_MS,
+                });
+            }
         }
     }
 
@@ -978,6 +987,10 @@ impl ProtocolModel {
         let task = self.attempt_id(message);
         let run = if self.variant == Variant::LegacyBlindReport {
             ReportRun::Legacy(LegacyReport::new(task, message.status), message.clone())
+        } else if self.variant == Variant::LegacyLostWakeup {
+            let token = report_token(message);
+            let op = LegacyReportDecide::new(task, message.status, token);
+            ReportRun::Decide(op, message.clone())
         } else {
             let report = Report::new(task, message.status);
             ReportRun::Fixed(
@@ -1034,6 +1047,18 @@ impl ProtocolModel {
                     next => Ok(self.legacy(state, next, false)),
                 };
                 op.resume(reply);
+                matches!(op.next(), LegacyNext::Done)
+            }
+            ReportRun::Decide(op, _) => {
+                let reply = match op.next() {
+                    LegacyNext::Call(call) => match self.execute(state, actor, call, fault) {
+                        Some(reply) => reply,
+                        None => Err(StoreFailure::ambiguous("model: a legacy call is atomic")),
+                    },
+                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+                    next => Ok(self.legacy(state, next, false)),
+                };
+                op.resume(reply, &*self.decider);
                 matches!(op.next(), LegacyNext::Done)
             }
         };
@@ -1164,7 +1189,15 @@ fn holds_live_lease(state: &State, token: wfstate::runtime::LeaseToken) -> bool 
         .iter()
         .enumerate()
         .any(|(index, sweeper)| sweeper.op.is_some() && sweeper_token(index) == token);
-    sweeping || (state.operator.op.is_some() && operator_token() == token)
+    let deciding = state.reports.iter().any(|run| run.deciding() == Some(token));
+    sweeping || deciding || (state.operator.op.is_some() && operator_token() == token)
+}
+
+/// The lease token of E1's deciding report of `message` (one per attempt: a report operation
+/// runs once per delivered copy, and copies of one attempt's report do not decide at once in
+/// any shortest counterexample; the token is only compared with the lease's holder).
+fn report_token(message: &Message) -> wfstate::runtime::LeaseToken {
+    wfstate::runtime::LeaseToken::new(4, u64::from(message.task) << 32 | u64::from(message.retry_count))
 }
 
 fn sweeper_call(op: &SweeperOp) -> Option<CallKind> {

@@ -9,7 +9,8 @@ use wfstate::runtime::{AdminOp, LeaseToken, OutboxOp, PollOp, ReportOp, StoreSta
 use wfstate::{Invariant, ReportStatus, TaskStatus, Workflow, WorkflowId, WorkflowStatus};
 
 use super::legacy::{
-    LegacyDecide, LegacyPoll, LegacyReport, LegacySweep, LegacyTerminate, LegacyTimeOut,
+    LegacyDecide, LegacyPoll, LegacyReport, LegacyReportDecide, LegacySweep, LegacyTerminate,
+    LegacyTimeOut,
 };
 
 /// The one workflow every configuration runs.
@@ -101,13 +102,25 @@ pub enum ReportRun {
     Fixed(ReportOp, Message),
     /// D2's blind report.
     Legacy(LegacyReport, Message),
+    /// E1's report that decides afterwards, and can miss the lock.
+    Decide(LegacyReportDecide, Message),
 }
 
 impl ReportRun {
     /// The message handled.
     pub fn message(&self) -> &Message {
         match self {
-            ReportRun::Fixed(_, message) | ReportRun::Legacy(_, message) => message,
+            ReportRun::Fixed(_, message)
+            | ReportRun::Legacy(_, message)
+            | ReportRun::Decide(_, message) => message,
+        }
+    }
+
+    /// The lease token of a report that decides, once it committed: its decide is in flight.
+    pub fn deciding(&self) -> Option<LeaseToken> {
+        match self {
+            ReportRun::Decide(op, _) if op.deciding() => Some(op.token()),
+            ReportRun::Fixed(..) | ReportRun::Legacy(..) | ReportRun::Decide(..) => None,
         }
     }
 }
@@ -290,6 +303,7 @@ impl State {
             || self.operator.op.is_some()
             || !self.pending.is_empty()
             || self.budgets.starter > 0
+            || self.reports.iter().any(|run| run.deciding().is_some())
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use wfstate::runtime::{Next, Operation};
 
+use super::config::Variant;
 use super::legacy::LegacyNext;
 use super::protocol::{Action, Fault, ProtocolModel};
 use super::state::{OperatorOp, ReportRun, State, SweeperOp, WorkerPoll, NOW_MS};
@@ -214,6 +215,11 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
                 Some(WorkerPoll::Fixed(op)) => call_of(op),
                 Some(WorkerPoll::Legacy(op)) => legacy_what(op.next()),
             };
+            let what = if model.variant == Variant::LegacyLostWakeup && what == "commit" {
+                format!("{what}, then postpone the decider entry")
+            } else {
+                what
+            };
             (format!("worker {task}"), format!("{what}{}", fault(*f)))
         }
         Action::Work { task, outcome } => (
@@ -237,6 +243,15 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
                 }
                 Some(ReportRun::Legacy(op, message)) => {
                     format!("{} {}", message.status, legacy_what(op.next()))
+                }
+                Some(ReportRun::Decide(op, message)) => {
+                    let what = legacy_what(op.next());
+                    let what = match op.state_name() {
+                        "Commit (no wake-up)" => format!("{what} (no wake-up)"),
+                        "Acquire (decide)" => format!("decide: {what}"),
+                        _ => what,
+                    };
+                    format!("{} {what}", message.status)
                 }
                 None => "?".into(),
             };
