@@ -13,11 +13,12 @@ use wfstate_models::model::{check, replay, Config, Options, ProtocolModel, Sched
 /// exhaustive), and the states a legacy run explores until its first counterexample (BFS, one
 /// thread: deterministic). A change in the model, in the runtime's operation machines or store
 /// state, or in the core's transition function moves these: review it, then update them.
-const PINNED: [(Variant, usize); 8] = [
+const PINNED: [(Variant, usize); 9] = [
     (Variant::Fixed, 206_308),
     (Variant::LegacyArchive, 2_848),
     (Variant::LegacyBlindReport, 3_084),
     (Variant::LegacySweeper, 1_574),
+    (Variant::LegacyNonReentrant, 2_487),
     (Variant::LegacyPoll, 2_942),
     (Variant::LegacyTimeoutOverwrite, 7_529),
     (Variant::LegacyUnlockedStart, 3_096),
@@ -27,14 +28,16 @@ const PINNED: [(Variant, usize); 8] = [
 /// Every legacy variant on `default` (BFS, one thread, until its first counterexample): the
 /// states explored and the property its counterexample breaks, with the trace length. (The
 /// fixed protocol on `default` runs in `.ci/run` through `wfstate check`.)
-const PINNED_DEFAULT: [(Variant, usize, &str, usize); 11] = [
+const PINNED_DEFAULT: [(Variant, usize, &str, usize); 13] = [
     (Variant::LegacyArchive, 2_321, "I1 at rest", 10),
     (Variant::LegacyBlindReport, 1_974, "I3", 14),
     (Variant::LegacySweeper, 424, "I5", 8),
     (Variant::LegacyLostWakeup, 2_009, "no stall", 12),
+    (Variant::LegacyHumanParked, 2_187, "no stall", 14),
     (Variant::LegacyNoLock, 2_354, "I5", 7),
     (Variant::LegacyLeaseExpiry, 2_285, "I8", 10),
     (Variant::LegacyStaleSnapshot, 2_039, "I8", 11),
+    (Variant::LegacyNonReentrant, 1_996, "no stall", 5),
     (Variant::LegacyPoll, 2_019, "I3", 11),
     (Variant::LegacyTimeoutOverwrite, 2_171, "I3", 14),
     (Variant::LegacyUnlockedStart, 2_362, "I8", 5),
@@ -162,6 +165,7 @@ fn quiet_outbox_reduction_keeps_every_verdict() {
         ("small", Variant::LegacyArchive),
         ("small", Variant::LegacyBlindReport),
         ("small", Variant::LegacySweeper),
+        ("small", Variant::LegacyNonReentrant),
         ("small", Variant::LegacyPoll),
         ("small", Variant::LegacyTimeoutOverwrite),
         ("small", Variant::LegacyUnlockedStart),

@@ -25,6 +25,13 @@ pub enum Variant {
     /// commits with no wake-up and then decides under the lock, doing nothing if the lock is
     /// busy.
     LegacyLostWakeup,
+    /// E5 (conductor-oss PR #1171, open PR #1254): a decide that leaves a live HUMAN task removes
+    /// the workflow from the decider queue; the task's completion pushes it back, then decides,
+    /// and a decide holding the lock on the older snapshot removes the entry again.
+    LegacyHumanParked,
+    /// E6 (conductor-oss #1058, #588): the sweep's decide takes the sweep's own lock again, which
+    /// is not reentrant: it fails and the entry is re-pushed with a backoff, every time.
+    LegacyNonReentrant,
     /// E2 (conductor-oss #323, Netflix #3491): sweeps decide with no lock and write the whole
     /// workflow document blind after creating the new task rows.
     LegacyNoLock,
@@ -54,12 +61,14 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, fixed first.
-    pub const ALL: [Variant; 13] = [
+    pub const ALL: [Variant; 15] = [
         Variant::Fixed,
         Variant::LegacyArchive,
         Variant::LegacyBlindReport,
         Variant::LegacySweeper,
         Variant::LegacyLostWakeup,
+        Variant::LegacyHumanParked,
+        Variant::LegacyNonReentrant,
         Variant::LegacyNoLock,
         Variant::LegacyLeaseExpiry,
         Variant::LegacyStaleSnapshot,
@@ -78,6 +87,8 @@ impl Variant {
             Variant::LegacyBlindReport => "legacy-blind-report",
             Variant::LegacySweeper => "legacy-sweeper",
             Variant::LegacyLostWakeup => "legacy-lost-wakeup",
+            Variant::LegacyHumanParked => "legacy-human-parked",
+            Variant::LegacyNonReentrant => "legacy-non-reentrant",
             Variant::LegacyNoLock => "legacy-no-lock",
             Variant::LegacyLeaseExpiry => "legacy-lease-expiry",
             Variant::LegacyStaleSnapshot => "legacy-stale-snapshot",
@@ -98,6 +109,8 @@ impl Variant {
             Variant::LegacyBlindReport => Some("D2"),
             Variant::LegacySweeper => Some("D3"),
             Variant::LegacyLostWakeup => Some("E1"),
+            Variant::LegacyHumanParked => Some("E5"),
+            Variant::LegacyNonReentrant => Some("E6"),
             Variant::LegacyNoLock => Some("E2"),
             Variant::LegacyLeaseExpiry => Some("E3"),
             Variant::LegacyStaleSnapshot => Some("E4"),
@@ -121,7 +134,9 @@ impl Variant {
             Variant::LegacyArchive => &["I1 at rest"],
             Variant::LegacyBlindReport => &["I3"],
             Variant::LegacySweeper => &["I5", "I6a", "I6b"],
-            Variant::LegacyLostWakeup => &["no stall"],
+            Variant::LegacyLostWakeup
+            | Variant::LegacyHumanParked
+            | Variant::LegacyNonReentrant => &["no stall"],
             Variant::LegacyNoLock => &["I5"],
             Variant::LegacyLeaseExpiry | Variant::LegacyStaleSnapshot => &["I8"],
             Variant::LegacyPoll | Variant::LegacyTimeoutOverwrite => &["I3"],
@@ -349,6 +364,8 @@ impl Config {
             | Variant::LegacyBlindReport
             | Variant::LegacySweeper
             | Variant::LegacyLostWakeup
+            | Variant::LegacyHumanParked
+            | Variant::LegacyNonReentrant
             | Variant::LegacyNoLock
             | Variant::LegacyPoll
             | Variant::LegacyUnlockedStart
@@ -360,8 +377,8 @@ impl Config {
 
     /// The variants `check` runs on this configuration by default: every legacy variant where
     /// its defect's ingredients are configured, and the call-by-call store path. Those that need
-    /// two deciders (E2, E3, E4) run on `default` only, and so does E1, whose shortest
-    /// counterexample on `small` is a time-out's rather than the report's lock miss.
+    /// two deciders (E2, E3, E4) run on `default` only, and so do E1 and E5, whose shortest
+    /// counterexamples on `small` are a time-out's rather than the report's lock miss.
     pub fn variants(&self) -> Vec<Variant> {
         let mut variants = vec![Variant::Fixed];
         if self.name == "small" || self.name == "default" {
@@ -374,6 +391,7 @@ impl Config {
         if self.name == "default" {
             variants.extend([
                 Variant::LegacyLostWakeup,
+                Variant::LegacyHumanParked,
                 Variant::LegacyNoLock,
                 Variant::LegacyLeaseExpiry,
                 Variant::LegacyStaleSnapshot,
@@ -381,6 +399,7 @@ impl Config {
         }
         if self.name == "small" || self.name == "default" {
             variants.extend([
+                Variant::LegacyNonReentrant,
                 Variant::LegacyPoll,
                 Variant::LegacyTimeoutOverwrite,
                 Variant::LegacyUnlockedStart,

@@ -3,8 +3,7 @@
 //! contract does not have. None of this is shipped: the runtime has no switch for them.
 
 use wfstate::runtime::{
-    Call, CallKind, CommitReply, Committer, DeciderPlan, LeaseToken, QueuePlan, Reply,
-    StoreFailure,
+    Call, CallKind, CommitReply, Committer, DeciderPlan, LeaseToken, QueuePlan, Reply, StoreFailure,
 };
 use wfstate::{
     transition, Decision, Input, ReportStatus, Step, Task, TaskId, TaskStatus, Workflow,
@@ -48,6 +47,9 @@ pub enum LegacyNext<'a> {
         /// The attempts.
         tasks: &'a [Task],
     },
+    /// Push the workflow's decider-queue entry back by a long delay (Conductor's backoff or
+    /// postpone), if it is queued.
+    Postpone,
     /// Remove the workflow from the decider queue, unconditionally.
     Dequeue,
     /// Make the workflow due in the decider queue, adding it if absent.
@@ -388,6 +390,14 @@ pub enum DecideMode {
     /// E10: lock first; the task rows are persisted, then each task's queue push is a separate
     /// call whose failure is swallowed (Netflix PR #1830, Orkes PR #152).
     LostPush,
+    /// E6: the sweep locks, then its decide locks again; the lock is not reentrant, so the
+    /// inner acquire fails and the sweep re-pushes the entry with a backoff (conductor-oss
+    /// #1058, #588).
+    NonReentrant,
+    /// E5: lock first; every task is a HUMAN task, and a decide that leaves a live one in the
+    /// workflow removes the workflow from the decider queue, to be pushed again by the task's
+    /// completion (conductor-oss PR #1171's `humanTaskPreventsDeciderQueue`).
+    ParkHuman,
 }
 
 /// Conductor's sweep-and-decide as its DAO writes it: tasks are rows, created by a write of
@@ -396,6 +406,8 @@ pub enum DecideMode {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LegacyDecide {
     token: LeaseToken,
+    /// The token of the decide's own (inner) acquire, for `NonReentrant`.
+    inner: LeaseToken,
     id: WorkflowId,
     mode: DecideMode,
     pc: DecidePc,
@@ -408,6 +420,8 @@ enum DecidePc {
     Acquire {
         snapshot: Option<Workflow>,
     },
+    Reacquire,
+    Postpone,
     HandBack,
     Create {
         tasks: Vec<Task>,
@@ -430,10 +444,12 @@ enum DecidePc {
 }
 
 impl LegacyDecide {
-    /// A legacy sweep-and-decide holding `token`.
-    pub fn new(token: LeaseToken, mode: DecideMode) -> Self {
+    /// A legacy sweep-and-decide holding `token`; `inner` is its decide's own lock token (used
+    /// by `NonReentrant` only).
+    pub fn new(token: LeaseToken, inner: LeaseToken, mode: DecideMode) -> Self {
         LegacyDecide {
             token,
+            inner,
             id: id(),
             mode,
             pc: DecidePc::Pop,
@@ -452,6 +468,8 @@ impl LegacyDecide {
             DecidePc::Read if self.mode == DecideMode::NoLock => "Read (no lock)",
             DecidePc::Read => "Read",
             DecidePc::Acquire { .. } => "Acquire",
+            DecidePc::Reacquire => "Acquire again (decide)",
+            DecidePc::Postpone => "Re-push with backoff",
             DecidePc::HandBack => "HandBack",
             DecidePc::Create { .. } => "Create tasks (blind)",
             DecidePc::Push { .. } => "Push to task queue",
@@ -483,6 +501,13 @@ impl LegacyDecide {
                 lease_ms: 1,
                 now_ms: super::state::NOW_MS,
             }),
+            DecidePc::Reacquire => LegacyNext::Call(Call::Acquire {
+                id,
+                token: self.inner,
+                lease_ms: 1,
+                now_ms: super::state::NOW_MS,
+            }),
+            DecidePc::Postpone => LegacyNext::Postpone,
             DecidePc::HandBack => LegacyNext::Call(Call::HandBack {
                 id,
                 token: self.token,
@@ -515,29 +540,44 @@ impl LegacyDecide {
             (_, Err(_)) => DecidePc::Done,
             (DecidePc::Pop, Ok(Reply::Popped(Some(_)))) => match mode {
                 DecideMode::NoLock | DecideMode::StaleSnapshot => DecidePc::Read,
-                DecideMode::LockFirst | DecideMode::LostPush => {
-                    DecidePc::Acquire { snapshot: None }
-                }
+                DecideMode::LockFirst
+                | DecideMode::LostPush
+                | DecideMode::NonReentrant
+                | DecideMode::ParkHuman => DecidePc::Acquire { snapshot: None },
             },
             (DecidePc::Read, Ok(Reply::Loaded(Some(workflow)))) => match mode {
                 DecideMode::StaleSnapshot => DecidePc::Acquire {
                     snapshot: Some((*workflow).clone()),
                 },
-                DecideMode::NoLock | DecideMode::LockFirst | DecideMode::LostPush => {
-                    LegacyDecide::decide(&workflow, decider)
-                }
+                DecideMode::NoLock
+                | DecideMode::LockFirst
+                | DecideMode::LostPush
+                | DecideMode::NonReentrant
+                | DecideMode::ParkHuman => LegacyDecide::decide(&workflow, decider),
             },
             (DecidePc::Acquire { snapshot }, Ok(Reply::Acquired(Ok(_)))) => match snapshot {
                 Some(snapshot) => LegacyDecide::decide(&snapshot, decider),
+                None if mode == DecideMode::NonReentrant => DecidePc::Reacquire,
                 None => DecidePc::Read,
             },
+            (DecidePc::Reacquire, Ok(Reply::Acquired(Ok(_)))) => DecidePc::Read,
+            // E6: the sweep's own lock refuses its decide; it re-pushes with a backoff.
+            (DecidePc::Reacquire, Ok(_)) => DecidePc::Postpone,
+            (DecidePc::Postpone, Ok(_)) => DecidePc::Release,
             (DecidePc::Acquire { .. }, Ok(Reply::Acquired(Err(_)))) => DecidePc::HandBack,
             (DecidePc::Create { tasks, status, all }, Ok(_)) => match mode {
                 DecideMode::NoLock => DecidePc::Write { status, tasks: all },
                 DecideMode::LostPush => DecidePc::Push { tasks, status },
-                DecideMode::StaleSnapshot | DecideMode::LockFirst => DecidePc::Queue {
-                    running: status == WorkflowStatus::Running,
+                // E5: a live HUMAN task parks the workflow: out of the decider queue.
+                DecideMode::ParkHuman => DecidePc::Queue {
+                    running: status == WorkflowStatus::Running
+                        && !all.iter().any(|task| !task.status.is_terminal()),
                 },
+                DecideMode::StaleSnapshot | DecideMode::LockFirst | DecideMode::NonReentrant => {
+                    DecidePc::Queue {
+                        running: status == WorkflowStatus::Running,
+                    }
+                }
             },
             (DecidePc::Push { status, .. }, Ok(_)) => DecidePc::Queue {
                 running: status == WorkflowStatus::Running,
@@ -799,6 +839,8 @@ pub struct LegacyReportDecide {
     id: WorkflowId,
     input: Input,
     token: LeaseToken,
+    /// E5: push the workflow to the decider queue between the commit and the decide.
+    push: bool,
     pc: ReportDecidePc,
 }
 
@@ -806,6 +848,7 @@ pub struct LegacyReportDecide {
 enum ReportDecidePc {
     Load,
     Commit { step: Step, plan: QueuePlan },
+    Push,
     Acquire,
     Read,
     Decide { step: Step, plan: QueuePlan },
@@ -814,12 +857,14 @@ enum ReportDecidePc {
 }
 
 impl LegacyReportDecide {
-    /// The report `status` on `task`, deciding with `token` afterwards.
-    pub fn new(task: TaskId, status: ReportStatus, token: LeaseToken) -> Self {
+    /// The report `status` on `task`, deciding with `token` afterwards; `push` puts the
+    /// workflow in the decider queue before the decide (E5's HUMAN completion).
+    pub fn new(task: TaskId, status: ReportStatus, token: LeaseToken, push: bool) -> Self {
         LegacyReportDecide {
             id: id(),
             input: Input::Report(wfstate::Report::new(task, status)),
             token,
+            push,
             pc: ReportDecidePc::Load,
         }
     }
@@ -833,7 +878,8 @@ impl LegacyReportDecide {
     pub fn deciding(&self) -> bool {
         matches!(
             self.pc,
-            ReportDecidePc::Acquire
+            ReportDecidePc::Push
+                | ReportDecidePc::Acquire
                 | ReportDecidePc::Read
                 | ReportDecidePc::Decide { .. }
                 | ReportDecidePc::Release
@@ -845,6 +891,7 @@ impl LegacyReportDecide {
         match self.pc {
             ReportDecidePc::Load => "Load",
             ReportDecidePc::Commit { .. } => "Commit (no wake-up)",
+            ReportDecidePc::Push => "Push to decider queue",
             ReportDecidePc::Acquire => "Acquire (decide)",
             ReportDecidePc::Read => "Read",
             ReportDecidePc::Decide { .. } => "Commit decision",
@@ -866,6 +913,7 @@ impl LegacyReportDecide {
                     now_ms: super::state::NOW_MS,
                 })
             }
+            ReportDecidePc::Push => LegacyNext::Enqueue,
             ReportDecidePc::Acquire => LegacyNext::Call(Call::Acquire {
                 id,
                 token: self.token,
@@ -895,8 +943,13 @@ impl LegacyReportDecide {
                 }
             }
             (ReportDecidePc::Commit { .. }, Ok(Reply::Committed(CommitReply::Done(_)))) => {
-                ReportDecidePc::Acquire
+                if self.push {
+                    ReportDecidePc::Push
+                } else {
+                    ReportDecidePc::Acquire
+                }
             }
+            (ReportDecidePc::Push, Ok(_)) => ReportDecidePc::Acquire,
             (ReportDecidePc::Commit { .. }, Ok(Reply::Committed(CommitReply::Stale { .. }))) => {
                 ReportDecidePc::Load
             }

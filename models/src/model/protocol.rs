@@ -604,6 +604,12 @@ impl ProtocolModel {
                 self.push_tasks(state, tasks);
                 return Reply::Performed(true);
             }
+            LegacyNext::Postpone => {
+                state.store.execute(Call::Requeue {
+                    id: &id,
+                    due_ms: POSTPONED_MS,
+                });
+            }
             LegacyNext::Dequeue => {
                 state.store.remove_from_decider(&id);
             }
@@ -652,7 +658,8 @@ impl ProtocolModel {
 
     fn sweep(&self, state: &mut State, index: usize, fail: bool, fault: Fault) {
         let actor = ActorId::Sweeper(index as u8);
-        let decide = |mode| SweeperOp::Decide(LegacyDecide::new(sweeper_token(index), mode));
+        let inner = wfstate::runtime::LeaseToken::new(5, index as u64);
+        let decide = |mode| SweeperOp::Decide(LegacyDecide::new(sweeper_token(index), inner, mode));
         let mut op = match state.sweepers[index].op.take() {
             Some(op) => op,
             None => match self.variant {
@@ -661,6 +668,8 @@ impl ProtocolModel {
                 Variant::LegacyStaleSnapshot => decide(DecideMode::StaleSnapshot),
                 Variant::LegacyLeaseExpiry => decide(DecideMode::LockFirst),
                 Variant::LegacyLostPush => decide(DecideMode::LostPush),
+                Variant::LegacyNonReentrant => decide(DecideMode::NonReentrant),
+                Variant::LegacyHumanParked => decide(DecideMode::ParkHuman),
                 _ => SweeperOp::Fixed(SweepOp::new(sweeper_token(index), NOW_MS, &self.engine)),
             },
         };
@@ -987,9 +996,13 @@ impl ProtocolModel {
         let task = self.attempt_id(message);
         let run = if self.variant == Variant::LegacyBlindReport {
             ReportRun::Legacy(LegacyReport::new(task, message.status), message.clone())
-        } else if self.variant == Variant::LegacyLostWakeup {
+        } else if matches!(
+            self.variant,
+            Variant::LegacyLostWakeup | Variant::LegacyHumanParked
+        ) {
             let token = report_token(message);
-            let op = LegacyReportDecide::new(task, message.status, token);
+            let push = self.variant == Variant::LegacyHumanParked;
+            let op = LegacyReportDecide::new(task, message.status, token, push);
             ReportRun::Decide(op, message.clone())
         } else {
             let report = Report::new(task, message.status);
@@ -1189,7 +1202,10 @@ fn holds_live_lease(state: &State, token: wfstate::runtime::LeaseToken) -> bool 
         .iter()
         .enumerate()
         .any(|(index, sweeper)| sweeper.op.is_some() && sweeper_token(index) == token);
-    let deciding = state.reports.iter().any(|run| run.deciding() == Some(token));
+    let deciding = state
+        .reports
+        .iter()
+        .any(|run| run.deciding() == Some(token));
     sweeping || deciding || (state.operator.op.is_some() && operator_token() == token)
 }
 
@@ -1197,7 +1213,10 @@ fn holds_live_lease(state: &State, token: wfstate::runtime::LeaseToken) -> bool 
 /// runs once per delivered copy, and copies of one attempt's report do not decide at once in
 /// any shortest counterexample; the token is only compared with the lease's holder).
 fn report_token(message: &Message) -> wfstate::runtime::LeaseToken {
-    wfstate::runtime::LeaseToken::new(4, u64::from(message.task) << 32 | u64::from(message.retry_count))
+    wfstate::runtime::LeaseToken::new(
+        4,
+        u64::from(message.task) << 32 | u64::from(message.retry_count),
+    )
 }
 
 fn sweeper_call(op: &SweeperOp) -> Option<CallKind> {

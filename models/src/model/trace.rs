@@ -136,6 +136,7 @@ fn legacy_what(next: LegacyNext<'_>) -> String {
                 .collect();
             format!("push {} to its task queue", names.join(" "))
         }
+        LegacyNext::Postpone => "push the decider entry back (backoff)".into(),
         LegacyNext::Dequeue => "remove from decider queue".into(),
         LegacyNext::Enqueue => "put in decider queue".into(),
         LegacyNext::Archive => "archive inline".into(),
