@@ -216,3 +216,27 @@ fn i8_reports_the_same_for_many_tasks_as_for_few() {
     assert!(found.iter().all(|(_, first)| first == "c0"));
     assert_eq!(found.first().map(|(task, _)| task.as_str()), Some("c1"));
 }
+
+proptest::proptest! {
+    /// I8 on any task list, at any size (both of `check`'s paths): one violation per attempt
+    /// whose key an earlier attempt has, in task order, each naming the first attempt with it.
+    #[test]
+    fn i8_reports_every_later_attempt_of_a_key(
+        keys in proptest::collection::vec((0u8..4, 0u32..3, 0u32..2), 0..80)
+    ) {
+        let tasks: Vec<Task> = keys
+            .iter()
+            .enumerate()
+            .map(|(n, (reference, retry, iteration))| {
+                attempt(&format!("t{n}"), &format!("ref{reference}"), *retry, *iteration)
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for (n, key) in keys.iter().enumerate() {
+            if let Some(first) = keys[..n].iter().position(|k| k == key) {
+                expected.push((format!("t{n}"), format!("t{first}")));
+            }
+        }
+        proptest::prop_assert_eq!(duplicates(tasks), expected);
+    }
+}

@@ -376,3 +376,26 @@ fn check_refuses_unknown_names() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// docs/defects.md has a row per legacy variant of `default`, with the property its
+/// counterexample breaks and its length there (no drift).
+#[test]
+fn defects_doc_rows_match_the_pinned_counterexamples() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/defects.md"))
+        .expect("docs/defects.md");
+    for (variant, _, property, steps) in PINNED_DEFAULT {
+        let cell = format!("| {variant} |");
+        let row = doc
+            .lines()
+            .find(|line| line.contains(&cell))
+            .unwrap_or_else(|| panic!("docs/defects.md has no row for {variant}"));
+        let defect = variant.defect().expect("a legacy variant names its defect");
+        assert!(row.starts_with(&format!("| {defect} |")), "{row}");
+        assert!(row.contains(&format!("| {property} | {steps} / ")), "{row}");
+    }
+    let rows = doc
+        .lines()
+        .filter(|line| line.starts_with("| D") || line.starts_with("| E"))
+        .count();
+    assert!(rows >= 13, "at least 13 defect rows, found {rows}");
+}
