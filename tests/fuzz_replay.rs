@@ -164,4 +164,8 @@ fn conductor_json_inputs_replay() {
         total.events > 0 && total.applied > 0 && total.log_errors > 0,
         "{total:?}"
     );
+    assert!(
+        total.definitions > 0 && total.definition_errors > 0,
+        "{total:?}"
+    );
 }

@@ -6,9 +6,13 @@
 //! else from a new workflow), as `wfstate audit` and `wfstate replay` do. Checked: nothing
 //! panics, every error is a typed value that renders, every applied step raises the version by one
 //! and keeps I3–I5 across the pair ([`check_pair`], whatever the state it starts from), and a step
-//! from a consistent state leaves it consistent ([`check`]).
+//! from a consistent state leaves it consistent ([`check`]). The bytes are also read as a workflow
+//! definition ([`WorkflowDefinition::from_slice`]): a definition that reads has unique reference
+//! names and every JOIN waits on names it has; any other input is a typed error that renders.
 
-use wfstate::conductor::{read_log, Execution};
+use std::collections::BTreeSet;
+
+use wfstate::conductor::{read_log, Execution, TaskKind, WorkflowDefinition};
 use wfstate::{check, check_pair, transition, Workflow};
 
 /// Log events replayed per case at most.
@@ -31,6 +35,10 @@ pub struct Stats {
     pub applied: u64,
     /// Log lines that did not read (a typed error; reading stops there).
     pub log_errors: u64,
+    /// Inputs that read as a workflow definition.
+    pub definitions: u64,
+    /// Inputs refused as a definition (a typed error).
+    pub definition_errors: u64,
 }
 
 impl Stats {
@@ -43,12 +51,31 @@ impl Stats {
         self.events += other.events;
         self.applied += other.applied;
         self.log_errors += other.log_errors;
+        self.definitions += other.definitions;
+        self.definition_errors += other.definition_errors;
     }
 }
 
 /// Reads `data` both ways, panicking on any broken rule (see the module documentation).
 pub fn run(data: &[u8]) -> Stats {
     let mut stats = Stats::default();
+    match WorkflowDefinition::from_slice(data) {
+        Ok(definition) => {
+            stats.definitions += 1;
+            let all = definition.all_tasks();
+            let names: BTreeSet<&str> = all.iter().map(|t| t.reference_name.as_str()).collect();
+            assert_eq!(names.len(), all.len(), "reference names are unique");
+            for task in &all {
+                if let TaskKind::Join { join_on } = &task.kind {
+                    assert!(join_on.iter().all(|name| names.contains(name.as_str())));
+                }
+            }
+        }
+        Err(error) => {
+            stats.definition_errors += 1;
+            assert!(!error.to_string().is_empty());
+        }
+    }
     let loaded = match Execution::from_slice(data) {
         Ok(execution) => {
             stats.executions += 1;

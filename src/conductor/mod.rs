@@ -5,6 +5,9 @@
 //!   (`GET /api/workflow/{id}?includeTasks=true`) or as Conductor persists it, and
 //!   [`Execution::to_workflow`] turns it into the core's [`Workflow`](crate::Workflow) (version 0:
 //!   Conductor keeps no compare-and-swap version).
+//! - [`WorkflowDefinition`] reads a workflow definition (`WorkflowDef`, as
+//!   `POST /api/metadata/workflow` takes it) into the constructs this crate supports, or a typed
+//!   [`DefinitionError`] naming the unsupported or invalid task.
 //! - [`Event`] is one entry of an input log: the core's [`Input`](crate::Input), whose task may be
 //!   named by reference name; [`read_log`] reads a JSON-lines log of them.
 //!
@@ -40,12 +43,16 @@
 //! The file formats and the `wfstate audit` and `wfstate replay` commands built on this module
 //! are described in `docs/conformance.md`, included below as [`manual`].
 
+mod definition;
 mod error;
 mod event;
 mod execution;
 mod log;
 mod object;
 
+pub use definition::{
+    DefinitionError, ExternalTask, SystemTask, TaskKind, TaskNode, WorkflowDefinition,
+};
 pub use error::ExecutionError;
 pub use event::{EngineEvent, Event, ReportEvent, ResolveError, TaskRef};
 pub use execution::{Execution, ExecutionTask};
