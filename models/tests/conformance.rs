@@ -30,6 +30,8 @@ fn fixtures() -> PathBuf {
 }
 
 /// Every `.json` file under `dir`, recursively, sorted.
+/// The JSON files under `dir`, executions and schemas: `definitions/` holds workflow
+/// definitions, not executions (`models/tests/definitions.rs` reads them).
 fn json_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -37,7 +39,9 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
         for entry in std::fs::read_dir(&dir).expect("fixture directory") {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
-                pending.push(path);
+                if !path.ends_with("definitions") {
+                    pending.push(path);
+                }
             } else if path.extension().is_some_and(|ext| ext == "json") {
                 files.push(path);
             }

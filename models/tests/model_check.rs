@@ -18,11 +18,11 @@ const PINNED: [(Variant, usize); 9] = [
     (Variant::LegacyArchive, 2_848),
     (Variant::LegacyBlindReport, 3_084),
     (Variant::LegacySweeper, 1_574),
-    (Variant::LegacyNonReentrant, 2_487),
-    (Variant::LegacyPoll, 2_942),
+    (Variant::LegacyNonReentrant, 2_593),
+    (Variant::LegacyPoll, 2_687),
     (Variant::LegacyTimeoutOverwrite, 7_529),
     (Variant::LegacyUnlockedStart, 3_096),
-    (Variant::LegacyLostPush, 2_685),
+    (Variant::LegacyLostPush, 2_688),
 ];
 
 /// Every legacy variant on `default` (BFS, one thread, until its first counterexample): the
@@ -34,14 +34,14 @@ const PINNED_DEFAULT: [(Variant, usize, &str, usize); 13] = [
     (Variant::LegacySweeper, 424, "I5", 8),
     (Variant::LegacyLostWakeup, 2_009, "no stall", 12),
     (Variant::LegacyHumanParked, 2_187, "no stall", 14),
-    (Variant::LegacyNoLock, 2_354, "I5", 7),
+    (Variant::LegacyNoLock, 127_118, "I5", 35),
     (Variant::LegacyLeaseExpiry, 2_285, "I8", 10),
     (Variant::LegacyStaleSnapshot, 2_039, "I8", 11),
-    (Variant::LegacyNonReentrant, 1_996, "no stall", 5),
-    (Variant::LegacyPoll, 2_019, "I3", 11),
+    (Variant::LegacyNonReentrant, 2_017, "no stall", 5),
+    (Variant::LegacyPoll, 2_143, "I3", 11),
     (Variant::LegacyTimeoutOverwrite, 2_171, "I3", 14),
     (Variant::LegacyUnlockedStart, 2_362, "I8", 5),
-    (Variant::LegacyLostPush, 2_051, "no lost task", 7),
+    (Variant::LegacyLostPush, 2_054, "no lost task", 7),
 ];
 
 /// Each Conductor defect on `default`: its counterexample, with pinned counts and lengths.

@@ -163,8 +163,8 @@ impl Violation {
     }
 }
 
-/// Every violation of I1, I2, I3 and I8 that one state shows, in task order (a duplicate attempt
-/// after the others of its task). O(tasks log tasks).
+/// Every violation of I1, I2, I3 and I8 that one state shows: those of I1–I3 in task order, then
+/// each duplicate attempt (I8) in task order. O(tasks log tasks).
 pub fn check(workflow: &Workflow) -> Vec<Violation> {
     let mut violations = Vec::new();
     let status = workflow.status();
@@ -231,7 +231,7 @@ fn duplicate_attempts(tasks: &[Task], violations: &mut Vec<Violation>) {
     }
     // Positions sorted by key, ties by position: the first of each run is the first attempt.
     let mut order: Vec<usize> = (0..tasks.len()).collect();
-    order.sort_by(|&a, &b| key(&tasks[a]).cmp(&key(&tasks[b])).then(a.cmp(&b)));
+    order.sort_unstable_by(|&a, &b| key(&tasks[a]).cmp(&key(&tasks[b])).then(a.cmp(&b)));
     let mut found = Vec::new();
     let mut first = None;
     for (index, &position) in order.iter().enumerate() {

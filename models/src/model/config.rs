@@ -350,6 +350,13 @@ impl Config {
             Variant::LegacyTimeoutOverwrite => {
                 self.task_timeouts = self.task_timeouts.max(1);
             }
+            // The defects' own interleavings: two decides (E2), a time-out (E7), not the
+            // terminator as the other writer.
+            Variant::LegacyNoLock => self.script.clear(),
+            Variant::LegacyPoll => {
+                self.script.clear();
+                self.task_timeouts = self.task_timeouts.max(1);
+            }
             Variant::LegacyLeaseExpiry => {
                 self.ticks = self.ticks.max(1);
             }
@@ -366,8 +373,6 @@ impl Config {
             | Variant::LegacyLostWakeup
             | Variant::LegacyHumanParked
             | Variant::LegacyNonReentrant
-            | Variant::LegacyNoLock
-            | Variant::LegacyPoll
             | Variant::LegacyUnlockedStart
             | Variant::LegacyLostPush
             | Variant::CallByCall => {}

@@ -42,7 +42,16 @@ pub enum LegacyNext<'a> {
         /// Push each to its task queue in the same step.
         push: bool,
     },
-    /// Push these attempts to their task queues (a separate call that may fail).
+    /// Write the workflow document's status and these task rows (replacing the stored rows with
+    /// their ids), blind: the other stored rows stay as they are.
+    WriteDocument {
+        /// The status written.
+        status: WorkflowStatus,
+        /// The task rows written.
+        tasks: &'a [Task],
+    },
+    /// Push the stored, still unqueued SCHEDULED rows with these attempts' keys (reference name,
+    /// retry count, iteration) to their task queues: a separate call that may fail.
     PushTasks {
         /// The attempts.
         tasks: &'a [Task],
@@ -421,12 +430,13 @@ enum DecidePc {
         snapshot: Option<Workflow>,
     },
     Reacquire,
+    ReleaseInner,
     Postpone,
     HandBack,
     Create {
         tasks: Vec<Task>,
         status: WorkflowStatus,
-        all: Vec<Task>,
+        changed: Vec<Task>,
     },
     Push {
         tasks: Vec<Task>,
@@ -469,6 +479,7 @@ impl LegacyDecide {
             DecidePc::Read => "Read",
             DecidePc::Acquire { .. } => "Acquire",
             DecidePc::Reacquire => "Acquire again (decide)",
+            DecidePc::ReleaseInner => "Release (decide)",
             DecidePc::Postpone => "Re-push with backoff",
             DecidePc::HandBack => "HandBack",
             DecidePc::Create { .. } => "Create tasks (blind)",
@@ -507,6 +518,10 @@ impl LegacyDecide {
                 lease_ms: 1,
                 now_ms: super::state::NOW_MS,
             }),
+            DecidePc::ReleaseInner => LegacyNext::Call(Call::Release {
+                id,
+                token: self.inner,
+            }),
             DecidePc::Postpone => LegacyNext::Postpone,
             DecidePc::HandBack => LegacyNext::Call(Call::HandBack {
                 id,
@@ -518,7 +533,7 @@ impl LegacyDecide {
                 push: self.mode != DecideMode::LostPush,
             },
             DecidePc::Push { tasks, .. } => LegacyNext::PushTasks { tasks },
-            DecidePc::Write { status, tasks } => LegacyNext::Overwrite {
+            DecidePc::Write { status, tasks } => LegacyNext::WriteDocument {
                 status: *status,
                 tasks,
             },
@@ -553,25 +568,37 @@ impl LegacyDecide {
                 | DecideMode::LockFirst
                 | DecideMode::LostPush
                 | DecideMode::NonReentrant
-                | DecideMode::ParkHuman => LegacyDecide::decide(&workflow, decider),
+                | DecideMode::ParkHuman => LegacyDecide::decide(&workflow, decider, mode),
             },
             (DecidePc::Acquire { snapshot }, Ok(Reply::Acquired(Ok(_)))) => match snapshot {
-                Some(snapshot) => LegacyDecide::decide(&snapshot, decider),
+                Some(snapshot) => LegacyDecide::decide(&snapshot, decider, mode),
                 None if mode == DecideMode::NonReentrant => DecidePc::Reacquire,
                 None => DecidePc::Read,
             },
-            (DecidePc::Reacquire, Ok(Reply::Acquired(Ok(_)))) => DecidePc::Read,
+            // The outer lease had run out, so the inner acquire was granted: let it go again.
+            (DecidePc::Reacquire, Ok(Reply::Acquired(Ok(_)))) => DecidePc::ReleaseInner,
+            (DecidePc::ReleaseInner, Ok(_)) => DecidePc::Read,
             // E6: the sweep's own lock refuses its decide; it re-pushes with a backoff.
             (DecidePc::Reacquire, Ok(_)) => DecidePc::Postpone,
             (DecidePc::Postpone, Ok(_)) => DecidePc::Release,
             (DecidePc::Acquire { .. }, Ok(Reply::Acquired(Err(_)))) => DecidePc::HandBack,
-            (DecidePc::Create { tasks, status, all }, Ok(_)) => match mode {
-                DecideMode::NoLock => DecidePc::Write { status, tasks: all },
+            (
+                DecidePc::Create {
+                    tasks,
+                    status,
+                    changed,
+                },
+                Ok(_),
+            ) => match mode {
+                DecideMode::NoLock => DecidePc::Write {
+                    status,
+                    tasks: changed,
+                },
                 DecideMode::LostPush => DecidePc::Push { tasks, status },
                 // E5: a live HUMAN task parks the workflow: out of the decider queue.
                 DecideMode::ParkHuman => DecidePc::Queue {
                     running: status == WorkflowStatus::Running
-                        && !all.iter().any(|task| !task.status.is_terminal()),
+                        && tasks.iter().all(|task| task.status.is_terminal()),
                 },
                 DecideMode::StaleSnapshot | DecideMode::LockFirst | DecideMode::NonReentrant => {
                     DecidePc::Queue {
@@ -590,12 +617,17 @@ impl LegacyDecide {
         };
     }
 
-    /// Decide on `snapshot`: new tasks are created as rows of their own, a status change is a
-    /// blind write of the document as the snapshot plus the step has it.
-    fn decide(snapshot: &Workflow, decider: &dyn Decider) -> DecidePc {
+    /// Decide on `snapshot`: new tasks are created as rows of their own; a status change is a
+    /// blind write of the document's status and of the task rows the step changed, as the
+    /// snapshot plus the step has them (Conductor's `updateWorkflow` and `updateTasks`).
+    fn decide(snapshot: &Workflow, decider: &dyn Decider, mode: DecideMode) -> DecidePc {
         let running = snapshot.status() == WorkflowStatus::Running;
         let Decision::Act(input) = decider.decide(snapshot) else {
-            return DecidePc::Queue { running };
+            // E5: nothing to do while a HUMAN task is live parks the workflow.
+            let parked = mode == DecideMode::ParkHuman && snapshot.active_tasks().next().is_some();
+            return DecidePc::Queue {
+                running: running && !parked,
+            };
         };
         let Ok(step) = transition(snapshot, &Input::Engine(input)) else {
             return DecidePc::Queue { running };
@@ -610,16 +642,22 @@ impl LegacyDecide {
             .filter(|task| snapshot.task(&task.id).is_none())
             .cloned()
             .collect();
+        let changed: Vec<Task> = known
+            .tasks()
+            .iter()
+            .filter(|task| snapshot.task(&task.id).is_some_and(|old| old != *task))
+            .cloned()
+            .collect();
         if created.is_empty() {
             DecidePc::Write {
                 status: known.status(),
-                tasks: known.tasks().to_vec(),
+                tasks: changed,
             }
         } else {
             DecidePc::Create {
                 tasks: created,
                 status: known.status(),
-                all: known.tasks().to_vec(),
+                changed,
             }
         }
     }

@@ -595,13 +595,33 @@ impl ProtocolModel {
                     self.push_tasks(state, &created);
                 }
             }
+            LegacyNext::WriteDocument { status, tasks } => {
+                let mut stored = state.workflow().tasks().to_vec();
+                for task in tasks {
+                    if let Some(row) = stored.iter_mut().find(|row| row.id == task.id) {
+                        *row = task.clone();
+                    }
+                }
+                self.overwrite(state, status, stored);
+            }
             LegacyNext::PushTasks { tasks } => {
                 if fail {
                     state.budgets.effect_failures -= 1;
                     state.ghost.effect_failed = true;
                     return Reply::Performed(false);
                 }
-                self.push_tasks(state, tasks);
+                // The rows as created (a renamed second row included), not yet queued.
+                let key =
+                    |t: &wfstate::Task| (t.reference_name.clone(), t.retry_count, t.iteration);
+                let keys: Vec<_> = tasks.iter().map(key).collect();
+                let rows: Vec<wfstate::Task> = state
+                    .workflow()
+                    .tasks()
+                    .iter()
+                    .filter(|row| keys.contains(&key(row)) && !state.store.task_queued(&row.id))
+                    .cloned()
+                    .collect();
+                self.push_tasks(state, &rows);
                 return Reply::Performed(true);
             }
             LegacyNext::Postpone => {

@@ -120,6 +120,10 @@ fn legacy_what(next: LegacyNext<'_>) -> String {
     match next {
         LegacyNext::Call(call) => call.kind().name().to_string(),
         LegacyNext::Overwrite { status, .. } => format!("blind write {status}"),
+        LegacyNext::WriteDocument { status, tasks: [] } => {
+            format!("blind write {status} (document)")
+        }
+        LegacyNext::WriteDocument { status, .. } => format!("blind write {status} and its tasks"),
         LegacyNext::SetTask { status, .. } => format!("blind write task {status}"),
         LegacyNext::AddTasks { tasks, push } => {
             let names: Vec<String> = tasks

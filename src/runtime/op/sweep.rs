@@ -34,7 +34,8 @@ pub enum Sweep {
         id: WorkflowId,
     },
     /// The decider had nothing to do (a task is live, or its decision was already taken); the
-    /// workflow is due again after `sweep_delay_ms`.
+    /// workflow is due again after `sweep_delay_ms`, unless something moved its entry since the
+    /// pop (a report that ended a task made it due at once: that stands).
     Waiting {
         /// The workflow.
         id: WorkflowId,
