@@ -560,6 +560,32 @@ impl ProtocolModel {
         state.ghost.retried |= through_retry;
     }
 
+    /// A legacy machine's next step for `actor`: its store call (atomic: a legacy machine never
+    /// runs over the call-by-call store), or its model-only write (`fail`: the step's effect
+    /// fails, where it can).
+    fn run_legacy(
+        &self,
+        state: &mut State,
+        actor: ActorId,
+        next: LegacyNext<'_>,
+        fault: Fault,
+        fail: bool,
+    ) -> Result<Reply, StoreFailure> {
+        match next {
+            LegacyNext::Call(call) => self
+                .execute(state, actor, call, fault)
+                .unwrap_or_else(|| Err(StoreFailure::ambiguous("model: a legacy call is atomic"))),
+            LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
+            next => Ok(self.legacy(state, next, fail)),
+        }
+    }
+
+    /// Is sweeper `index`'s next call (`kind`) an acquire that will miss the lock (a miss of its
+    /// budget)?
+    fn misses(&self, state: &State, index: usize, kind: Option<CallKind>) -> bool {
+        kind == Some(CallKind::Acquire) && !ProtocolModel::lease_free(state, sweeper_token(index))
+    }
+
     /// A legacy machine's write.
     fn legacy(&self, state: &mut State, next: LegacyNext<'_>, fail: bool) -> Reply {
         let id = State::id();
@@ -713,39 +739,15 @@ impl ProtocolModel {
                 sweep.resume(reply, decider);
             }
             SweeperOp::Legacy(sweep) => {
-                let reply = match sweep.next() {
-                    LegacyNext::Call(call) => {
-                        let missing = call.kind() == CallKind::Acquire
-                            && !ProtocolModel::lease_free(state, sweeper_token(index));
-                        let reply = self.execute(state, actor, call, fault).unwrap_or_else(|| {
-                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
-                        });
-                        if missing {
-                            state.sweepers[index].misses_left -= 1;
-                        }
-                        reply
-                    }
-                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
-                    next => Ok(self.legacy(state, next, false)),
-                };
+                let missing = self.misses(state, index, sweep.call_kind());
+                let reply = self.run_legacy(state, actor, sweep.next(), fault, false);
+                state.sweepers[index].misses_left -= u8::from(missing);
                 sweep.resume(reply, decider);
             }
             SweeperOp::Decide(sweep) => {
-                let reply = match sweep.next() {
-                    LegacyNext::Call(call) => {
-                        let missing = call.kind() == CallKind::Acquire
-                            && !ProtocolModel::lease_free(state, sweeper_token(index));
-                        let reply = self.execute(state, actor, call, fault).unwrap_or_else(|| {
-                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
-                        });
-                        if missing {
-                            state.sweepers[index].misses_left -= 1;
-                        }
-                        reply
-                    }
-                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
-                    next => Ok(self.legacy(state, next, fail)),
-                };
+                let missing = self.misses(state, index, sweep.call_kind());
+                let reply = self.run_legacy(state, actor, sweep.next(), fault, fail);
+                state.sweepers[index].misses_left -= u8::from(missing);
                 sweep.resume(reply, decider);
             }
         }
@@ -823,15 +825,7 @@ impl ProtocolModel {
         let mut release_failed = false;
         match &mut op {
             OperatorOp::TimeOut(timeout) => {
-                let reply = match timeout.next() {
-                    LegacyNext::Call(call) => self
-                        .execute(state, ActorId::Operator, call, fault)
-                        .unwrap_or_else(|| {
-                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
-                        }),
-                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
-                    next => Ok(self.legacy(state, next, fail)),
-                };
+                let reply = self.run_legacy(state, ActorId::Operator, timeout.next(), fault, fail);
                 timeout.resume(reply);
             }
             OperatorOp::Fixed(admin) => {
@@ -846,15 +840,8 @@ impl ProtocolModel {
                 admin.resume(reply, decider);
             }
             OperatorOp::Legacy(terminate) => {
-                let reply = match terminate.next() {
-                    LegacyNext::Call(call) => self
-                        .execute(state, ActorId::Operator, call, fault)
-                        .unwrap_or_else(|| {
-                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
-                        }),
-                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
-                    next => Ok(self.legacy(state, next, fail)),
-                };
+                let next = terminate.next();
+                let reply = self.run_legacy(state, ActorId::Operator, next, fault, fail);
                 terminate.resume(reply);
             }
         }
@@ -897,15 +884,7 @@ impl ProtocolModel {
         let mut poll = match poll {
             WorkerPoll::Fixed(poll) => poll,
             WorkerPoll::Legacy(mut poll) => {
-                let reply = match poll.next() {
-                    LegacyNext::Call(call) => {
-                        self.execute(state, actor, call, fault).unwrap_or_else(|| {
-                            Err(StoreFailure::ambiguous("model: a legacy call is atomic"))
-                        })
-                    }
-                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
-                    next => Ok(self.legacy(state, next, false)),
-                };
+                let reply = self.run_legacy(state, actor, poll.next(), fault, false);
                 poll.resume(reply);
                 if !matches!(poll.next(), LegacyNext::Done) {
                     state.workers[index].poll = Some(WorkerPoll::Legacy(poll));
@@ -1071,26 +1050,12 @@ impl ProtocolModel {
                 }
             }
             ReportRun::Legacy(op, _) => {
-                let reply = match op.next() {
-                    LegacyNext::Call(call) => match self.execute(state, actor, call, fault) {
-                        Some(reply) => reply,
-                        None => Err(StoreFailure::ambiguous("model: a legacy call is atomic")),
-                    },
-                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
-                    next => Ok(self.legacy(state, next, false)),
-                };
+                let reply = self.run_legacy(state, actor, op.next(), fault, false);
                 op.resume(reply);
                 matches!(op.next(), LegacyNext::Done)
             }
             ReportRun::Decide(op, _) => {
-                let reply = match op.next() {
-                    LegacyNext::Call(call) => match self.execute(state, actor, call, fault) {
-                        Some(reply) => reply,
-                        None => Err(StoreFailure::ambiguous("model: a legacy call is atomic")),
-                    },
-                    LegacyNext::Done => Err(StoreFailure::not_done("model: finished")),
-                    next => Ok(self.legacy(state, next, false)),
-                };
+                let reply = self.run_legacy(state, actor, op.next(), fault, false);
                 op.resume(reply, &*self.decider);
                 matches!(op.next(), LegacyNext::Done)
             }
