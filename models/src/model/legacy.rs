@@ -73,6 +73,22 @@ fn id() -> WorkflowId {
     WorkflowId::new(super::state::WORKFLOW)
 }
 
+/// `workflow` as an applied step of `input` leaves it, on a copy (the in-memory model a legacy
+/// operation then writes blind); `None` when the input is rejected or changes nothing.
+pub fn stepped(workflow: &Workflow, input: &Input) -> Option<Workflow> {
+    let step = transition(workflow, input).ok()?;
+    let mut known = workflow.clone();
+    (step.is_applied() && known.apply(&step).is_ok()).then_some(known)
+}
+
+/// The decider's engine input for `workflow`, if it acts.
+fn decision(workflow: &Workflow, decider: &dyn Decider) -> Option<Input> {
+    match decider.decide(workflow) {
+        Decision::Act(input) => Some(Input::Engine(input)),
+        Decision::Wait | Decision::Idle => None,
+    }
+}
+
 /// D3: the sweeper reads before locking, writes without compare-and-swap, and dequeues after
 /// unlocking.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -191,21 +207,12 @@ impl LegacySweep {
     /// Decide on the snapshot read before locking, and write the result blindly.
     fn decide(snapshot: &Workflow, decider: &dyn Decider) -> SweepPc {
         let running = snapshot.status() == WorkflowStatus::Running;
-        let Decision::Act(input) = decider.decide(snapshot) else {
-            return SweepPc::Release { running };
-        };
-        match transition(snapshot, &Input::Engine(input)) {
-            Ok(step) if step.is_applied() => {
-                let mut known = snapshot.clone();
-                if known.apply(&step).is_err() {
-                    return SweepPc::Release { running };
-                }
-                SweepPc::Write {
-                    status: known.status(),
-                    tasks: known.tasks().to_vec(),
-                }
-            }
-            Ok(_) | Err(_) => SweepPc::Release { running },
+        match decision(snapshot, decider).and_then(|input| stepped(snapshot, &input)) {
+            Some(known) => SweepPc::Write {
+                status: known.status(),
+                tasks: known.tasks().to_vec(),
+            },
+            None => SweepPc::Release { running },
         }
     }
 
@@ -622,20 +629,16 @@ impl LegacyDecide {
     /// snapshot plus the step has them (Conductor's `updateWorkflow` and `updateTasks`).
     fn decide(snapshot: &Workflow, decider: &dyn Decider, mode: DecideMode) -> DecidePc {
         let running = snapshot.status() == WorkflowStatus::Running;
-        let Decision::Act(input) = decider.decide(snapshot) else {
+        let Some(input) = decision(snapshot, decider) else {
             // E5: nothing to do while a HUMAN task is live parks the workflow.
             let parked = mode == DecideMode::ParkHuman && snapshot.active_tasks().next().is_some();
             return DecidePc::Queue {
                 running: running && !parked,
             };
         };
-        let Ok(step) = transition(snapshot, &Input::Engine(input)) else {
+        let Some(known) = stepped(snapshot, &input) else {
             return DecidePc::Queue { running };
         };
-        let mut known = snapshot.clone();
-        if !step.is_applied() || known.apply(&step).is_err() {
-            return DecidePc::Queue { running };
-        }
         let created: Vec<Task> = known
             .tasks()
             .iter()
@@ -841,15 +844,12 @@ impl LegacyTimeOut {
                 let input = Input::Engine(wfstate::EngineInput::TimeOutTask {
                     task: self.task.clone(),
                 });
-                let mut known = (*workflow).clone();
-                match transition(&workflow, &input) {
-                    Ok(step) if step.is_applied() && known.apply(&step).is_ok() => {
-                        TimeOutPc::Write {
-                            status: known.status(),
-                            tasks: known.tasks().to_vec(),
-                        }
-                    }
-                    Ok(_) | Err(_) => TimeOutPc::Release,
+                match stepped(&workflow, &input) {
+                    Some(known) => TimeOutPc::Write {
+                        status: known.status(),
+                        tasks: known.tasks().to_vec(),
+                    },
+                    None => TimeOutPc::Release,
                 }
             }
             (TimeOutPc::Write { status, .. }, Ok(_)) if status != WorkflowStatus::Running => {

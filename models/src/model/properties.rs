@@ -206,11 +206,12 @@ fn holds(state: &State, invariant: Invariant) -> bool {
 /// (it reappears when that lease runs out: a sweeper that died after popping).
 fn no_stall(model: &ProtocolModel, state: &State) -> bool {
     let id = State::id();
+    // The decider last: it is the one costly test, and most states pass before it.
     state.in_flight()
         || state.status() != WorkflowStatus::Running
-        || model.decider.decide(state.workflow()) == wfstate::Decision::Wait
         || state.store.decider_ready(&id, NOW_MS)
         || state.store.decider_holder(&id).is_some()
+        || model.decider.decide(state.workflow()) == wfstate::Decision::Wait
 }
 
 /// Every SCHEDULED attempt is in its task queue (visible or hidden).
@@ -263,7 +264,7 @@ fn inspect_agrees(model: &ProtocolModel, state: &State) -> bool {
         return true;
     }
     let mut store = state.store.clone();
-    let token = wfstate::runtime::LeaseToken::new(3, 0);
+    let token = super::state::inspect_token();
     let mut op = InspectOp::new(State::id(), token, NOW_MS, &model.engine);
     for _ in 0..8 {
         let Next::Call(call) = op.next() else { break };

@@ -20,12 +20,13 @@ use wfstate::{
 
 use super::config::{Config, Variant};
 use super::legacy::{
-    DecideMode, LegacyDecide, LegacyNext, LegacyPoll, LegacyReport, LegacyReportDecide,
+    stepped, DecideMode, LegacyDecide, LegacyNext, LegacyPoll, LegacyReport, LegacyReportDecide,
     LegacySweep, LegacyTerminate, LegacyTimeOut, POSTPONED_MS,
 };
 use super::state::{
-    operator_token, sweeper_token, ActorId, Budgets, Ghost, Message, Operator, OperatorOp,
-    PendingPlan, ReportRun, State, Sweeper, SweeperOp, Worker, WorkerPoll, NOW_MS,
+    inner_decide_token, operator_token, report_decide_token, sweeper_token, ActorId, Budgets,
+    Ghost, Message, Operator, OperatorOp, PendingPlan, ReportRun, State, Sweeper, SweeperOp,
+    Worker, WorkerPoll, NOW_MS,
 };
 
 /// A decider shared by the model's threads.
@@ -704,7 +705,7 @@ impl ProtocolModel {
 
     fn sweep(&self, state: &mut State, index: usize, fail: bool, fault: Fault) {
         let actor = ActorId::Sweeper(index as u8);
-        let inner = wfstate::runtime::LeaseToken::new(5, index as u64);
+        let inner = inner_decide_token(index);
         let decide = |mode| SweeperOp::Decide(LegacyDecide::new(sweeper_token(index), inner, mode));
         let mut op = match state.sweepers[index].op.take() {
             Some(op) => op,
@@ -920,10 +921,7 @@ impl ProtocolModel {
             if self.variant == Variant::LegacyLostWakeup {
                 // E1: Conductor's poll postpones the workflow's decider entry to the task's
                 // response timeout (`adjustDeciderQueuePostpone`).
-                state.store.execute(Call::Requeue {
-                    id: &State::id(),
-                    due_ms: POSTPONED_MS,
-                });
+                self.legacy(state, LegacyNext::Postpone, false);
             }
         }
     }
@@ -945,13 +943,9 @@ impl ProtocolModel {
         let Decision::Act(input) = self.decider.decide(&created) else {
             return;
         };
-        let Ok(step) = wfstate::transition(&created, &Input::Engine(input)) else {
+        let Some(known) = stepped(&created, &Input::Engine(input)) else {
             return;
         };
-        let mut known = created.clone();
-        if !step.is_applied() || known.apply(&step).is_err() {
-            return;
-        }
         let tasks = known.tasks().to_vec();
         if !tasks.is_empty() {
             self.legacy(
@@ -999,7 +993,7 @@ impl ProtocolModel {
             self.variant,
             Variant::LegacyLostWakeup | Variant::LegacyHumanParked
         ) {
-            let token = report_token(message);
+            let token = report_token(state, message);
             let push = self.variant == Variant::LegacyHumanParked;
             let op = LegacyReportDecide::new(task, message.status, token, push);
             ReportRun::Decide(op, message.clone())
@@ -1194,14 +1188,16 @@ fn holds_live_lease(state: &State, token: wfstate::runtime::LeaseToken) -> bool 
     sweeping || deciding || (state.operator.op.is_some() && operator_token() == token)
 }
 
-/// The lease token of E1's deciding report of `message` (one per attempt: a report operation
-/// runs once per delivered copy, and copies of one attempt's report do not decide at once in
-/// any shortest counterexample; the token is only compared with the lease's holder).
-fn report_token(message: &Message) -> wfstate::runtime::LeaseToken {
-    wfstate::runtime::LeaseToken::new(
-        4,
-        u64::from(message.task) << 32 | u64::from(message.retry_count),
-    )
+/// A lease token for a deciding report of `message` (E1, E5) that no in-flight report holds:
+/// its attempt, and the lowest copy number free (a duplicated report's copies may decide at
+/// once, each with its own token).
+fn report_token(state: &State, message: &Message) -> wfstate::runtime::LeaseToken {
+    let attempt = u64::from(message.task) << 40 | u64::from(message.retry_count) << 8;
+    let taken: Vec<_> = state.reports.iter().filter_map(ReportRun::token).collect();
+    (0..=u64::from(u8::MAX))
+        .map(|copy| report_decide_token(attempt | copy))
+        .find(|token| !taken.contains(token))
+        .unwrap_or_else(|| report_decide_token(attempt))
 }
 
 fn sweeper_call(op: &SweeperOp) -> Option<CallKind> {

@@ -116,6 +116,14 @@ impl ReportRun {
         }
     }
 
+    /// The lease token of a report that decides (E1, E5), whatever its state.
+    pub fn token(&self) -> Option<LeaseToken> {
+        match self {
+            ReportRun::Decide(op, _) => Some(op.token()),
+            ReportRun::Fixed(..) | ReportRun::Legacy(..) => None,
+        }
+    }
+
     /// The lease token of a report that decides, once it committed: its decide is in flight.
     pub fn deciding(&self) -> Option<LeaseToken> {
         match self {
@@ -315,4 +323,20 @@ pub fn sweeper_token(index: usize) -> LeaseToken {
 /// The lease token of the operator.
 pub fn operator_token() -> LeaseToken {
     LeaseToken::new(2, 0)
+}
+
+/// The lease token of the runtime inspect the property "inspect agrees" runs (no actor's).
+pub fn inspect_token() -> LeaseToken {
+    LeaseToken::new(3, 0)
+}
+
+/// The lease token of a deciding report (E1, E5); `serial` names its attempt and copy.
+pub fn report_decide_token(serial: u64) -> LeaseToken {
+    LeaseToken::new(4, serial)
+}
+
+/// The lease token of sweeper `index`'s inner decide (E6): another holder, to a lock that is not
+/// reentrant.
+pub fn inner_decide_token(index: usize) -> LeaseToken {
+    LeaseToken::new(5, index as u64)
 }
