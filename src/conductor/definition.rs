@@ -202,15 +202,7 @@ impl WorkflowDefinition {
             Some(_) => return Err(shape("definition", "name is not a string")),
             None => return Err(shape("definition", "no name")),
         };
-        let version = match object.get("version") {
-            None | Some(Value::Null) => 1,
-            Some(value) => value
-                .as_u64()
-                .and_then(|version| u32::try_from(version).ok())
-                .ok_or_else(|| {
-                    shape("definition", "version is not a small non-negative integer")
-                })?,
-        };
+        let version = count(object.get("version"), "version", "definition")?.unwrap_or(1);
         let tasks = match object.get("tasks") {
             Some(Value::Array(tasks)) => sequence(tasks, "tasks")?,
             Some(_) => return Err(shape("definition", "tasks is not an array")),
