@@ -173,6 +173,22 @@ pub enum DefinitionError {
         /// The name in its `joinOn`.
         name: String,
     },
+    /// A DO_WHILE inside another: the decider does not nest loops (nor does Conductor
+    /// support it).
+    #[error("DO_WHILE {inner} is inside DO_WHILE {outer}: nested loops are not supported")]
+    NestedLoop {
+        /// The outer loop's reference name.
+        outer: String,
+        /// The inner loop's reference name.
+        inner: String,
+    },
+    /// A TERMINATE ending the workflow TERMINATED: an engine input ends a workflow COMPLETED,
+    /// FAILED or TIMED_OUT; TERMINATED is the operator's (SPEC section 4).
+    #[error("TERMINATE {reference_name}: a decider cannot end a workflow TERMINATED (an operator's input)")]
+    TerminatedByTask {
+        /// The task's reference name.
+        reference_name: String,
+    },
     /// A TERMINATE task's `terminationStatus` is not COMPLETED, FAILED or TERMINATED.
     #[error("TERMINATE {reference_name}: termination status {value:?} is not COMPLETED, FAILED or TERMINATED")]
     TerminationStatus {

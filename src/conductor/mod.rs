@@ -43,6 +43,7 @@
 //! The file formats and the `wfstate audit` and `wfstate replay` commands built on this module
 //! are described in `docs/conformance.md`, included below as [`manual`].
 
+mod decide;
 mod definition;
 mod error;
 mod event;
@@ -50,6 +51,7 @@ mod execution;
 mod log;
 mod object;
 
+pub use decide::{Blocked, Choices, ConductorDecider, Evaluate, TooManyChoices};
 pub use definition::{
     DefinitionError, ExternalTask, SystemTask, TaskKind, TaskNode, WorkflowDefinition,
 };

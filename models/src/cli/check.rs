@@ -9,7 +9,7 @@ use crate::model::run::Outcome;
 use crate::model::{check, Config, Options, ProtocolModel, Report, Schedule, Variant};
 
 /// The `always` properties shown as table columns, in order.
-const COLUMNS: [(&str, &str); 21] = [
+const COLUMNS: [(&str, &str); 22] = [
     ("I1", "I1"),
     ("I1 at rest", "I1 at rest"),
     ("I2", "I2"),
@@ -22,6 +22,7 @@ const COLUMNS: [(&str, &str); 21] = [
     ("I8", "I8"),
     ("no lost task", "queued"),
     ("no stall", "stall"),
+    ("no stuck workflow", "stuck"),
     ("completion", "completion"),
     ("decisions accepted", "decisions"),
     ("inspect agrees", "inspect"),
@@ -98,6 +99,43 @@ fn parse(args: &[String]) -> Result<Arguments, String> {
     })
 }
 
+type DefinitionArguments = (std::path::PathBuf, crate::model::Bounds, bool, usize);
+
+/// `check --definition FILE [--iterations N] [--failures N] [--duplicates N] [--sweepers N]
+/// [--no-terminate] [--json] [--threads N]`.
+fn parse_definition(args: &[String]) -> Result<DefinitionArguments, String> {
+    let mut bounds = crate::model::Bounds::default();
+    let mut path = None;
+    let mut json = false;
+    let mut threads = 2;
+    let mut args = args.iter();
+    fn number<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<T, String> {
+        let value = value.ok_or_else(|| format!("{flag} needs a number"))?;
+        value
+            .parse()
+            .map_err(|_| format!("{flag}: bad number {value:?}"))
+    }
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--definition" => {
+                path = Some(std::path::PathBuf::from(
+                    args.next().ok_or("--definition needs a file")?,
+                ))
+            }
+            "--iterations" => bounds.iterations = number(arg, args.next())?,
+            "--failures" => bounds.failures = number(arg, args.next())?,
+            "--duplicates" => bounds.duplicates = number(arg, args.next())?,
+            "--sweepers" => bounds.sweepers = number(arg, args.next())?,
+            "--threads" => threads = number(arg, args.next())?,
+            "--no-terminate" => bounds.terminate = false,
+            "--json" => json = true,
+            other => return Err(format!("unknown argument {other:?} with --definition")),
+        }
+    }
+    let path = path.ok_or("--definition needs a file")?;
+    Ok((path, bounds, json, threads))
+}
+
 #[derive(Serialize)]
 struct JsonOutput<'a> {
     as_expected: bool,
@@ -106,6 +144,17 @@ struct JsonOutput<'a> {
 
 /// Runs the subcommand.
 pub fn run(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--definition") {
+        return match parse_definition(args) {
+            Ok((path, bounds, json, threads)) => {
+                super::definition::run(&path, &bounds, json, threads)
+            }
+            Err(message) => {
+                eprintln!("wfstate check: {message}\n{}", super::USAGE);
+                ExitCode::from(2)
+            }
+        };
+    }
     let arguments = match parse(args) {
         Ok(arguments) => arguments,
         Err(message) => {

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod definition;
 pub mod engine;
 pub mod explore;
 pub mod replay;
@@ -13,6 +14,8 @@ pub const USAGE: &str = "\
 usage:
   wfstate check [--config small|default|large|all] [--variant NAME] [--json] [--threads N]
  [--save-counterexamples DIR]
+  wfstate check --definition FILE.json [--iterations N] [--failures N] [--duplicates N]
+ [--sweepers N] [--no-terminate] [--json] [--threads N]
   wfstate explore CONFIG VARIANT [--port N]
   wfstate audit [--json] FILE...
   wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl

@@ -202,6 +202,14 @@ pub struct Config {
     /// actions touch only the outbox, which no other actor reads, so they commute with every
     /// other action; `tests/model_check.rs` compares verdicts with and without it.
     pub quiet_outbox: bool,
+    /// How many unsuccessful outcomes (any of `outcomes` but COMPLETED) the workers may report
+    /// in all; `None`: no limit.
+    pub worker_failures: Option<u8>,
+    /// Every operation runs all its store calls in one model step (a sweep, an admin operation,
+    /// a worker's poll), and a worker's report is delivered and handled in the step that works
+    /// the task: the definition checks' abstraction. How the calls of concurrent operations
+    /// interleave is what the protocol configurations check, over the same machines.
+    pub atomic_operations: bool,
 }
 
 impl Config {
@@ -228,6 +236,8 @@ impl Config {
             ticks: 0,
             progress_reports: true,
             quiet_outbox: true,
+            worker_failures: None,
+            atomic_operations: false,
         }
     }
 
@@ -253,6 +263,8 @@ impl Config {
             ticks: 0,
             progress_reports: false,
             quiet_outbox: true,
+            worker_failures: None,
+            atomic_operations: false,
         }
     }
 
@@ -274,6 +286,8 @@ impl Config {
             ticks: 1,
             progress_reports: false,
             quiet_outbox: true,
+            worker_failures: None,
+            atomic_operations: false,
         }
     }
 
@@ -300,6 +314,8 @@ impl Config {
             ticks: 0,
             progress_reports: false,
             quiet_outbox: true,
+            worker_failures: None,
+            atomic_operations: false,
         }
     }
 
@@ -321,6 +337,8 @@ impl Config {
             ticks: 0,
             progress_reports: false,
             quiet_outbox: true,
+            worker_failures: None,
+            atomic_operations: false,
         }
     }
 

@@ -36,6 +36,10 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     // At rest, a RUNNING workflow the decider would act on is due now in the decider queue (or
     // leased by a pop whose lease runs out): no wake-up is postponed (E1).
     ("no stall", no_stall),
+    // At rest, a RUNNING workflow has a live task or a decision to take: nothing leaves it
+    // waiting forever (a JOIN on a task of a SWITCH case not taken). An operator could still
+    // terminate it, so "completion" alone would not say so.
+    ("no stuck workflow", no_stuck),
     ("I6b", |_, s| {
         s.ghost.lease_expired
             || s.in_flight()
@@ -212,6 +216,14 @@ fn no_stall(model: &ProtocolModel, state: &State) -> bool {
         || state.store.decider_ready(&id, NOW_MS)
         || state.store.decider_holder(&id).is_some()
         || model.decider.decide(state.workflow()) == wfstate::Decision::Wait
+}
+
+/// At rest, a RUNNING workflow with no live attempt gets a decision.
+fn no_stuck(model: &ProtocolModel, state: &State) -> bool {
+    state.in_flight()
+        || state.status() != WorkflowStatus::Running
+        || state.workflow().active_tasks().next().is_some()
+        || model.decider.decide(state.workflow()) != wfstate::Decision::Wait
 }
 
 /// Every SCHEDULED attempt is in its task queue (visible or hidden).

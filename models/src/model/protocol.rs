@@ -340,6 +340,13 @@ impl ProtocolModel {
             let task = index as u8;
             if worker.holding.is_some() {
                 for &outcome in &self.config.outcomes {
+                    let failing = outcome != ReportStatus::Completed;
+                    if failing
+                        && self.config.worker_failures.is_some()
+                        && state.budgets.worker_failures == 0
+                    {
+                        continue;
+                    }
                     actions.push(Action::Work { task, outcome });
                 }
                 continue;
@@ -869,6 +876,18 @@ impl ProtocolModel {
     }
 
     fn poll(&self, state: &mut State, task: u8, fault: Fault) {
+        self.poll_step(state, task, fault);
+        if self.config.atomic_operations {
+            for _ in 0..16 {
+                if state.workers[task as usize].poll.is_none() || !state.pending.is_empty() {
+                    break;
+                }
+                self.poll_step(state, task, Fault::None);
+            }
+        }
+    }
+
+    fn poll_step(&self, state: &mut State, task: u8, fault: Fault) {
         let index = task as usize;
         let actor = ActorId::Worker(task);
         let poll = state.workers[index].poll.take().unwrap_or_else(|| {
@@ -965,19 +984,25 @@ impl ProtocolModel {
             return;
         };
         worker.worked = Some(retry_count);
+        if outcome != ReportStatus::Completed && self.config.worker_failures.is_some() {
+            state.budgets.worker_failures = state.budgets.worker_failures.saturating_sub(1);
+        }
         let progress = self
             .config
             .progress_reports
             .then_some(ReportStatus::InProgress);
         for status in progress.into_iter().chain([outcome]) {
-            insert_sorted(
-                &mut state.network,
-                Message {
-                    task,
-                    retry_count,
-                    status,
-                },
-            );
+            let message = Message {
+                task,
+                retry_count,
+                status,
+            };
+            if self.config.atomic_operations && self.config.duplicates_per_task == 0 {
+                insert_sorted(&mut state.network, message.clone());
+                self.deliver(state, &message, Fault::None);
+            } else {
+                insert_sorted(&mut state.network, message);
+            }
         }
     }
 
@@ -1005,7 +1030,16 @@ impl ProtocolModel {
             )
         };
         state.reports.push(run);
-        self.report(state, state.reports.len() - 1, fault);
+        let index = state.reports.len() - 1;
+        self.report(state, index, fault);
+        if self.config.atomic_operations {
+            for _ in 0..16 {
+                if state.reports.len() <= index || !state.pending.is_empty() {
+                    break;
+                }
+                self.report(state, index, Fault::None);
+            }
+        }
     }
 
     fn report(&self, state: &mut State, index: usize, fault: Fault) {
@@ -1274,6 +1308,7 @@ impl Model for ProtocolModel {
                 store_failures: self.config.store_failures,
                 ticks: self.config.ticks,
                 starter: u8::from(self.variant == Variant::LegacyUnlockedStart),
+                worker_failures: self.config.worker_failures.unwrap_or(0),
             },
             ghost: Ghost {
                 lost_output,
@@ -1300,13 +1335,34 @@ impl Model for ProtocolModel {
                 sweeper,
                 fail,
                 fault,
-            } => self.sweep(&mut state, sweeper as usize, fail, fault),
+            } => {
+                let index = sweeper as usize;
+                self.sweep(&mut state, index, fail, fault);
+                if self.config.atomic_operations {
+                    for _ in 0..16 {
+                        if state.sweepers[index].op.is_none() || !state.pending.is_empty() {
+                            break;
+                        }
+                        self.sweep(&mut state, index, false, Fault::None);
+                    }
+                }
+            }
             Action::Start => self.start(&mut state),
             Action::Operate {
                 time_out,
                 fail,
                 fault,
-            } => self.operate(&mut state, time_out, fail, fault),
+            } => {
+                self.operate(&mut state, time_out, fail, fault);
+                if self.config.atomic_operations {
+                    for _ in 0..16 {
+                        if state.operator.op.is_none() || !state.pending.is_empty() {
+                            break;
+                        }
+                        self.operate(&mut state, time_out, false, Fault::None);
+                    }
+                }
+            }
             Action::Poll { task, fault } => self.poll(&mut state, task, fault),
             Action::Work { task, outcome } => self.work(&mut state, task, outcome),
             Action::Deliver { message, fault } => self.deliver(&mut state, &message, fault),

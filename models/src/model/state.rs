@@ -208,6 +208,8 @@ pub struct Budgets {
     pub ticks: u8,
     /// E9: the starter's unlocked decide, still to run (0 or 1; always 0 but in that variant).
     pub starter: u8,
+    /// Unsuccessful outcomes the workers may still report (when the configuration limits them).
+    pub worker_failures: u8,
 }
 
 /// Ghost history: not part of the system, only of what the properties need to see.
