@@ -295,3 +295,100 @@ fn absurd_sizes_and_depths_do_not_panic() {
         Err(DefinitionError::DuplicateReferenceName { ref reference_name }) if reference_name == "t77"
     ));
 }
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/conductor/definitions")
+        .join(name)
+}
+
+fn wfstate_check(file: &Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wfstate"))
+        .args(["check", "--definition"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("the binary runs")
+}
+
+/// The example: a JOIN on a task of a SWITCH case that was not taken is reported with
+/// exit 1, the reason and its trace; the same check with the case always taken is clean.
+#[test]
+fn check_definition_reports_a_join_on_an_untaken_case() {
+    let file = fixture("findings/join_on_untaken_switch_case.json");
+    let output = wfstate_check(&file, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FINDING: stuck: RUNNING, nothing live, the decider waits: JOIN join waits on fly, which was never scheduled"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("choices: route=default") || stdout.contains("choices: defaults"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("breaks \"no stuck workflow\""), "{stdout}");
+    // The trace: numbered steps, the last one leaving drive and pack COMPLETED and fly absent.
+    let steps: Vec<&str> = stdout
+        .lines()
+        .filter(|line| {
+            line.trim_start()
+                .split('.')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    let last = steps.last().expect("a trace");
+    assert!(
+        last.contains("drive#0=COMPLETED") && last.contains("pack#0=COMPLETED"),
+        "{last}"
+    );
+    assert!(!last.contains("fly#"), "{last}");
+
+    let json = wfstate_check(&file, &["--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON output");
+    assert_eq!(value["verdict"], "finding");
+    assert_eq!(value["report"]["finding"]["property"], "no stuck workflow");
+}
+
+#[test]
+fn check_definition_exits_0_clean_and_2_unsupported() {
+    let clean = wfstate_check(&fixture("simple_switch_task_integration_test.json"), &[]);
+    let stdout = String::from_utf8_lossy(&clean.stdout);
+    assert_eq!(clean.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(": clean: "), "{stdout}");
+    let unsupported = wfstate_check(&fixture("workflow_that_starts_another_workflow.json"), &[]);
+    assert_eq!(unsupported.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unsupported.stdout)
+        .contains("not checked: task st: type START_WORKFLOW is not supported"));
+    let missing = wfstate_check(&fixture("no-such-file.json"), &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    let usage = wfstate_check(
+        &fixture("simple_switch_task_integration_test.json"),
+        &["--iterations", "x"],
+    );
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+/// A run the state cap stopped explored only part of the space: it is no verdict, never clean.
+/// (stateright's cap counts generated states; an earlier version compared unique ones and
+/// called a truncated run clean.)
+#[test]
+fn a_check_stopped_by_the_state_cap_has_no_verdict() {
+    use wfstate_models::model::{check_definition, Bounds, Unchecked};
+    let text = std::fs::read(fixture("fork_join_integration_test.json")).unwrap();
+    let definition = WorkflowDefinition::from_slice(&text).unwrap();
+    let capped = Bounds {
+        max_states: 50,
+        ..Bounds::default()
+    };
+    assert!(matches!(
+        check_definition(&definition, &capped, 1),
+        Err(Unchecked::TooManyStates { max_states: 50, .. })
+    ));
+    let report = check_definition(&definition, &Bounds::default(), 1).expect("checked");
+    assert!(report.finding.is_none());
+    assert_eq!((report.combinations, report.of), (1, 1));
+    assert!(report.states > 50);
+}

@@ -245,6 +245,8 @@ impl Enumerate {
 pub struct ConductorDecider<E = Choices> {
     definition: WorkflowDefinition,
     evaluator: E,
+    /// The control-flow nodes some JOIN waits on (derived from `definition`).
+    targets: BTreeMap<String, TaskNode>,
 }
 
 impl<E: Evaluate> ConductorDecider<E> {
@@ -255,6 +257,7 @@ impl<E: Evaluate> ConductorDecider<E> {
     pub fn new(definition: WorkflowDefinition, evaluator: E) -> Result<Self, DefinitionError> {
         refuse(&definition.tasks, None)?;
         Ok(ConductorDecider {
+            targets: join_targets(&definition),
             definition,
             evaluator,
         })
@@ -279,7 +282,7 @@ impl<E: Evaluate> ConductorDecider<E> {
         Walk {
             workflow,
             evaluator: &self.evaluator,
-            root: &self.definition.tasks,
+            targets: &self.targets,
         }
         .sequence(&self.definition.tasks, 0)
     }
@@ -334,25 +337,11 @@ impl std::fmt::Display for Blocked {
 fn refuse(tasks: &[TaskNode], outer: Option<&str>) -> Result<(), DefinitionError> {
     for task in tasks {
         match &task.kind {
-            TaskKind::ForkJoin { branches } => {
-                for branch in branches {
-                    refuse(branch, outer)?;
-                }
-            }
-            TaskKind::Switch { cases, default } => {
-                for (_, case) in cases {
-                    refuse(case, outer)?;
-                }
-                refuse(default, outer)?;
-            }
-            TaskKind::DoWhile { body } => {
-                if let Some(outer) = outer {
-                    return Err(DefinitionError::NestedLoop {
-                        outer: outer.to_string(),
-                        inner: task.reference_name.clone(),
-                    });
-                }
-                refuse(body, Some(&task.reference_name))?;
+            TaskKind::DoWhile { .. } if outer.is_some() => {
+                return Err(DefinitionError::NestedLoop {
+                    outer: outer.unwrap_or_default().to_string(),
+                    inner: task.reference_name.clone(),
+                });
             }
             TaskKind::Terminate {
                 status: WorkflowStatus::Terminated,
@@ -361,12 +350,14 @@ fn refuse(tasks: &[TaskNode], outer: Option<&str>) -> Result<(), DefinitionError
                     reference_name: task.reference_name.clone(),
                 })
             }
-            TaskKind::Simple
-            | TaskKind::System(_)
-            | TaskKind::External(_)
-            | TaskKind::Join { .. }
-            | TaskKind::Terminate { .. }
-            | TaskKind::SubWorkflow { .. } => {}
+            _ => {}
+        }
+        let inner = match task.kind {
+            TaskKind::DoWhile { .. } => Some(task.reference_name.as_str()),
+            _ => outer,
+        };
+        for nested in task.kind.nested() {
+            refuse(nested, inner)?;
         }
     }
     Ok(())
@@ -397,8 +388,8 @@ enum Flow {
 struct Walk<'a, E> {
     workflow: &'a Workflow,
     evaluator: &'a E,
-    /// The definition's top-level tasks (a JOIN may wait on any node by name).
-    root: &'a [TaskNode],
+    /// The control-flow nodes a JOIN waits on, by name.
+    targets: &'a BTreeMap<String, TaskNode>,
 }
 
 impl<E: Evaluate> Walk<'_, E> {
@@ -493,7 +484,7 @@ impl<E: Evaluate> Walk<'_, E> {
                     waits_on: named(name, iteration),
                 }))
             };
-            match find(self.root, name) {
+            match self.targets.get(name) {
                 // A JOIN waits on a JOIN: done when that one is; it never schedules anything.
                 Some(
                     inner @ TaskNode {
@@ -507,7 +498,7 @@ impl<E: Evaluate> Walk<'_, E> {
                 },
                 // A control node (DO_WHILE, SWITCH, FORK_JOIN): ended once its walk is done. It
                 // is walked only once started, so the JOIN never schedules an untaken branch.
-                Some(node) if !is_task(node) => {
+                Some(node) => {
                     if !self.started(std::slice::from_ref(node), iteration) {
                         return blocked();
                     }
@@ -600,40 +591,22 @@ impl<E: Evaluate> Walk<'_, E> {
     }
 }
 
-/// Does `node` have attempts of its own (not a control-flow node)?
-fn is_task(node: &TaskNode) -> bool {
-    matches!(
-        node.kind,
-        TaskKind::Simple
-            | TaskKind::System(_)
-            | TaskKind::External(_)
-            | TaskKind::SubWorkflow { .. }
-    )
-}
-
-/// The node named `reference_name`, nested ones included.
-fn find<'t>(tasks: &'t [TaskNode], reference_name: &str) -> Option<&'t TaskNode> {
-    tasks.iter().find_map(|task| {
-        if task.reference_name == reference_name {
-            return Some(task);
-        }
-        match &task.kind {
-            TaskKind::ForkJoin { branches } => branches
-                .iter()
-                .find_map(|branch| find(branch, reference_name)),
-            TaskKind::Switch { cases, default } => cases
-                .iter()
-                .find_map(|(_, body)| find(body, reference_name))
-                .or_else(|| find(default, reference_name)),
-            TaskKind::DoWhile { body } => find(body, reference_name),
-            TaskKind::Simple
-            | TaskKind::System(_)
-            | TaskKind::External(_)
-            | TaskKind::Join { .. }
-            | TaskKind::Terminate { .. }
-            | TaskKind::SubWorkflow { .. } => None,
-        }
-    })
+/// The control-flow nodes (DO_WHILE, SWITCH, FORK_JOIN, JOIN) some JOIN waits on, by name:
+/// found once, when the decider is built, not on every decision.
+fn join_targets(definition: &WorkflowDefinition) -> BTreeMap<String, TaskNode> {
+    let all = definition.all_tasks();
+    let waited: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter_map(|task| match &task.kind {
+            TaskKind::Join { join_on } => Some(join_on.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    all.into_iter()
+        .filter(|task| !task.kind.has_attempts() && waited.contains(task.reference_name.as_str()))
+        .map(|task| (task.reference_name.clone(), task.clone()))
+        .collect()
 }
 
 fn successful(task: &Task) -> bool {
@@ -666,33 +639,20 @@ impl WorkflowDefinition {
 
 fn schedulable(tasks: &[TaskNode], iteration: u32, max: u32, out: &mut Vec<TaskDefinition>) {
     for task in tasks {
-        match &task.kind {
-            TaskKind::Simple
-            | TaskKind::System(_)
-            | TaskKind::External(_)
-            | TaskKind::SubWorkflow { .. } => {
-                let mut definition = TaskDefinition::new(named(&task.reference_name, iteration))
-                    .retries(task.retry_count);
-                definition.optional = task.optional;
-                out.push(definition);
+        if task.kind.has_attempts() {
+            let mut definition = TaskDefinition::new(named(&task.reference_name, iteration))
+                .retries(task.retry_count);
+            definition.optional = task.optional;
+            out.push(definition);
+        }
+        let iterations = match task.kind {
+            TaskKind::DoWhile { .. } => 1..=max,
+            _ => iteration..=iteration,
+        };
+        for nested in task.kind.nested() {
+            for n in iterations.clone() {
+                schedulable(nested, n, max, out);
             }
-            TaskKind::ForkJoin { branches } => {
-                for branch in branches {
-                    schedulable(branch, iteration, max, out);
-                }
-            }
-            TaskKind::Switch { cases, default } => {
-                for (_, case) in cases {
-                    schedulable(case, iteration, max, out);
-                }
-                schedulable(default, iteration, max, out);
-            }
-            TaskKind::DoWhile { body } => {
-                for n in 1..=max {
-                    schedulable(body, n, max, out);
-                }
-            }
-            TaskKind::Join { .. } | TaskKind::Terminate { .. } => {}
         }
     }
 }

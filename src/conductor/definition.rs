@@ -109,6 +109,40 @@ pub enum TaskKind {
     },
 }
 
+impl TaskKind {
+    /// The nested sequences: a fork's branches, a switch's cases then its default, a loop's
+    /// body; none for the other kinds. The one place the tree's shape is spelled out.
+    pub fn nested(&self) -> Vec<&[TaskNode]> {
+        match self {
+            TaskKind::ForkJoin { branches } => branches.iter().map(Vec::as_slice).collect(),
+            TaskKind::Switch { cases, default } => cases
+                .iter()
+                .map(|(_, case)| case.as_slice())
+                .chain([default.as_slice()])
+                .collect(),
+            TaskKind::DoWhile { body } => vec![body.as_slice()],
+            TaskKind::Simple
+            | TaskKind::System(_)
+            | TaskKind::External(_)
+            | TaskKind::Join { .. }
+            | TaskKind::Terminate { .. }
+            | TaskKind::SubWorkflow { .. } => Vec::new(),
+        }
+    }
+
+    /// Does a task of this kind have attempts of its own (SIMPLE, system, external,
+    /// SUB_WORKFLOW), rather than being a control-flow node?
+    pub fn has_attempts(&self) -> bool {
+        matches!(
+            self,
+            TaskKind::Simple
+                | TaskKind::System(_)
+                | TaskKind::External(_)
+                | TaskKind::SubWorkflow { .. }
+        )
+    }
+}
+
 /// The system tasks the engine completes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)] // Conductor's task types, named as Conductor names them.
@@ -267,25 +301,8 @@ impl WorkflowDefinition {
 fn collect<'a>(tasks: &'a [TaskNode], all: &mut Vec<&'a TaskNode>) {
     for task in tasks {
         all.push(task);
-        match &task.kind {
-            TaskKind::ForkJoin { branches } => {
-                for branch in branches {
-                    collect(branch, all);
-                }
-            }
-            TaskKind::Switch { cases, default } => {
-                for (_, case) in cases {
-                    collect(case, all);
-                }
-                collect(default, all);
-            }
-            TaskKind::DoWhile { body } => collect(body, all),
-            TaskKind::Simple
-            | TaskKind::System(_)
-            | TaskKind::External(_)
-            | TaskKind::Join { .. }
-            | TaskKind::Terminate { .. }
-            | TaskKind::SubWorkflow { .. } => {}
+        for nested in task.kind.nested() {
+            collect(nested, all);
         }
     }
 }

@@ -285,9 +285,7 @@ pub fn render(reports: &[Report]) -> String {
                 counterexample.property,
                 counterexample.trace.len()
             ));
-            for line in &counterexample.trace {
-                out.push_str(&format!("  {line}\n"));
-            }
+            out.push_str(&crate::model::trace::indented(&counterexample.trace));
         }
     }
     out

@@ -123,9 +123,7 @@ pub fn render(
                 finding.property,
                 finding.trace.len()
             ));
-            for line in &finding.trace {
-                out.push_str(&format!("  {line}\n"));
-            }
+            out.push_str(&crate::model::trace::indented(&finding.trace));
         }
     }
     out

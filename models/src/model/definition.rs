@@ -30,7 +30,10 @@ pub struct Bounds {
     pub terminate: bool,
     /// At most this many combinations of choices (each a model check).
     pub max_combinations: usize,
-    /// At most this many unique states per combination: past it the check stops unsettled.
+    /// At most this many generated states (stateright's `state_count`, revisits included) per
+    /// combination: past it the check stops with no verdict ([`Unchecked::TooManyStates`]).
+    /// stateright's `target_state_count` counts generated states, not unique ones, so this is
+    /// the count compared.
     pub max_states: usize,
 }
 
@@ -43,7 +46,7 @@ impl Default for Bounds {
             sweepers: 1,
             terminate: true,
             max_combinations: 256,
-            max_states: 2_000_000,
+            max_states: 20_000_000,
         }
     }
 }
@@ -58,7 +61,7 @@ pub enum Unchecked {
     #[error(transparent)]
     Choices(#[from] wfstate::conductor::TooManyChoices),
     /// A combination's states exceed the bound: no verdict (lower the bounds).
-    #[error("more than {max_states} states for choices {choices}: no verdict within the bounds")]
+    #[error("more than {max_states} generated states for choices {choices}: no verdict within the bounds")]
     TooManyStates {
         /// The bound.
         max_states: usize,
@@ -132,14 +135,10 @@ pub fn config(definition: &WorkflowDefinition, bounds: &Bounds) -> Result<Config
         duplicates_per_task: bounds.duplicates,
         effect_failures: 0,
         lease_expiries: 0,
-        task_timeouts: 0,
-        lock_misses: 0,
-        store_failures: 0,
-        ticks: 0,
-        progress_reports: false,
-        quiet_outbox: true,
         worker_failures: Some(bounds.failures),
         atomic_operations: true,
+        // No time-outs, lock misses, store failures, ticks or progress reports, as `default`.
+        ..Config::default_config()
     })
 }
 
@@ -197,7 +196,8 @@ pub fn check_definition(
             });
             break;
         }
-        if checker.unique_state_count() >= bounds.max_states {
+        // A run stopped by the cap explored only part of the space: no verdict, never "clean".
+        if checker.state_count() >= bounds.max_states {
             return Err(Unchecked::TooManyStates {
                 max_states: bounds.max_states,
                 choices: choices.describe(),

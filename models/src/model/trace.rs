@@ -49,6 +49,11 @@ impl fmt::Display for TraceLine {
     }
 }
 
+/// The trace as text, one indented line per step.
+pub fn indented(trace: &[TraceLine]) -> String {
+    trace.iter().map(|line| format!("  {line}\n")).collect()
+}
+
 /// Replays `actions` from the initial state and describes each step. Stops at the first action
 /// that is not enabled (which a discovered path never has).
 pub fn trace(model: &ProtocolModel, actions: &[Action]) -> Vec<TraceLine> {
