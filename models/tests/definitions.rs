@@ -344,6 +344,20 @@ fn check_definition_reports_a_join_on_an_untaken_case() {
         "{last}"
     );
     assert!(!last.contains("fly#"), "{last}");
+    // Each step is a whole operation, named by what it did; a worker by its task.
+    assert_eq!(steps.len(), 6, "{stdout}");
+    assert!(
+        steps[0].contains("sweeper 0   sweep: schedules drive#0"),
+        "{stdout}"
+    );
+    assert!(
+        steps[2].contains("worker drive poll: drive#0 IN_PROGRESS"),
+        "{stdout}"
+    );
+    assert!(
+        steps[3].contains("worker drive work, report COMPLETED"),
+        "{stdout}"
+    );
 
     let json = wfstate_check(&file, &["--json"]);
     assert_eq!(json.status.code(), Some(1));
@@ -391,4 +405,115 @@ fn a_check_stopped_by_the_state_cap_has_no_verdict() {
     assert!(report.finding.is_none());
     assert_eq!((report.combinations, report.of), (1, 1));
     assert!(report.states > 50);
+}
+
+/// The table of `docs/definitions.md`: one row per real definition with its verdict, the
+/// combinations of choices and the unique states checked. The checks run here with the default
+/// bounds on one checker thread, so a finding's count (the search stops at it) is the same on
+/// every run; the seconds column is not compared. On a difference the message holds the table
+/// as this run measured it.
+#[test]
+fn every_real_definition_has_the_verdict_docs_definitions_md_lists() {
+    use wfstate_models::cli::definition::{verdict, Verdict};
+    use wfstate_models::model::Bounds;
+
+    let mut measured = Vec::new();
+    let mut table = String::from(
+        "| file | verdict | combinations | states | seconds |\n|---|---|---:|---:|---:|\n",
+    );
+    for path in definitions() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let (verdict, report) = verdict(&path, &Bounds::default(), 1);
+        let text = match &verdict {
+            Verdict::Clean => String::from("clean"),
+            Verdict::Finding(reason) => format!("finding: {reason}"),
+            Verdict::Unchecked(reason) => format!("not checked: {reason}"),
+        }
+        .replace('|', "\\|");
+        let (combinations, states, seconds) = match &report {
+            Some(report) => (
+                format!("{} of {}", report.combinations, report.of),
+                report.states.to_string(),
+                format!("{:.2}", report.seconds),
+            ),
+            None => (String::from("-"), String::from("-"), String::from("-")),
+        };
+        table.push_str(&format!(
+            "| `{file}` | {text} | {combinations} | {states} | {seconds} |\n"
+        ));
+        measured.push([format!("`{file}`"), text, combinations, states]);
+    }
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/definitions.md"),
+    )
+    .expect("docs/definitions.md");
+    let documented: Vec<[String; 4]> = docs
+        .lines()
+        .filter(|line| line.starts_with("| `") && line.contains(".json` |"))
+        .map(|line| {
+            // Split on the cells' `|`, not on an escaped `\|` inside a reason.
+            let cells: Vec<String> = line
+                .replace("\\|", "\u{0}")
+                .trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().replace('\u{0}', "\\|"))
+                .collect();
+            [0, 1, 2, 3].map(|index| cells.get(index).cloned().unwrap_or_default())
+        })
+        .collect();
+    assert!(
+        documented == measured,
+        "docs/definitions.md's table differs from the checks; as measured now:\n{table}"
+    );
+    let count = |prefix: &str| {
+        measured
+            .iter()
+            .filter(|row| row[1].starts_with(prefix))
+            .count()
+    };
+    assert_eq!(measured.len(), 62);
+    assert!(count("clean") >= 30, "the issue's floor");
+    assert_eq!(
+        (count("clean"), count("finding"), count("not checked")),
+        (58, 1, 3)
+    );
+}
+
+/// The console example of `docs/definitions.md` ("Reading a finding") is what the command
+/// prints, apart from the seconds.
+#[test]
+fn the_documented_finding_is_what_the_command_prints() {
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/definitions.md"),
+    )
+    .expect("docs/definitions.md");
+    let command = "$ wfstate check --definition ";
+    let block = docs
+        .split("```console\n")
+        .find_map(|rest| rest.strip_prefix(command))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the console example");
+    let (file, documented) = block.split_once('\n').expect("a command line");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wfstate"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(["check", "--definition", file])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(1));
+    // The seconds ("736 states, 0.0 s") vary from run to run.
+    let seconds = |text: &str| -> String {
+        text.lines()
+            .map(|line| match line.find(" states, ") {
+                Some(at) => {
+                    let rest = &line[at + " states, ".len()..];
+                    let unit = rest.find(" s ").map_or(0, |end| end);
+                    format!("{} states, _{}", &line[..at], &rest[unit..])
+                }
+                None => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(seconds(printed.trim_end()), seconds(documented.trim_end()));
 }

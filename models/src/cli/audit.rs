@@ -11,33 +11,24 @@ use serde_json::{json, Map, Value};
 use wfstate::conductor::{Execution, ExecutionError};
 use wfstate::{check, Violation, Workflow};
 
-const USAGE: &str = "usage: wfstate audit [--json] FILE...";
+/// Audit stored Conductor workflow executions against I1-I5 and I8
+///
+/// Exit 0 when every file is clean, 1 when any has a violation, 2 when any cannot be read or
+/// parsed (2 wins over 1: the audit is incomplete). A JSON Schema document is skipped.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print one JSON report per file
+    #[arg(long)]
+    json: bool,
+    /// Workflow execution JSON files, as Conductor's API returns them
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
+}
 
 /// Runs the subcommand.
-pub fn run(args: &[String]) -> ExitCode {
-    let mut json_output = false;
-    let mut files = Vec::new();
-    let mut options_done = false;
-    for arg in args {
-        match arg.as_str() {
-            "--json" if !options_done => json_output = true,
-            "--" if !options_done => options_done = true,
-            "-h" | "--help" if !options_done => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            option if !options_done && option.starts_with('-') => {
-                eprintln!("wfstate audit: unknown option {option:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            file => files.push(file),
-        }
-    }
-    if files.is_empty() {
-        eprintln!("wfstate audit: no file given\n{USAGE}");
-        return ExitCode::from(2);
-    }
-
+pub fn run(args: Args) -> ExitCode {
+    let json_output = args.json;
+    let files = &args.files;
     let mut verdict = Verdict::default();
     let mut reports = Vec::new();
     for file in files {

@@ -34,106 +34,106 @@ const COLUMNS: [(&str, &str); 22] = [
     ("store views agree", "views"),
 ];
 
-struct Arguments {
-    configs: Vec<Config>,
+/// Model-check the protocol, or one Conductor workflow definition
+///
+/// Without --definition: every configuration and variant asked for, the verdict table, each
+/// legacy variant's counterexample. Exit 0 when every verdict is the expected one, 1 when one
+/// is not.
+///
+/// With --definition: the fixed protocol running that definition's decider, for every SWITCH
+/// case and DO_WHILE count it can take. Exit 0 clean, 1 a finding (with its shortest trace), 2
+/// unreadable, unsupported or no verdict within the bounds.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A configuration to check (repeatable); `all` is every one, `large` included
+    /// [default: small, default, faults, admin, retry]
+    #[arg(long = "config", value_name = "NAME", value_parser = CONFIG_NAMES)]
+    configs: Vec<String>,
+    /// Check only this variant (repeatable) [default: every variant the configuration runs]
+    #[arg(long = "variant", value_name = "NAME")]
     variants: Vec<Variant>,
+    /// Print the reports as JSON instead of the table
+    #[arg(long)]
     json: bool,
-    threads: usize,
+    /// Checker threads
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    /// Write each counterexample as FOLDER/CONFIG-VARIANT.json, a schedule `replay` and the
+    /// tests can run again
+    #[arg(long = "save-counterexamples", value_name = "FOLDER")]
     save: Option<std::path::PathBuf>,
+    /// Model-check this Conductor WorkflowDef (JSON, as POST /api/metadata/workflow takes it)
+    /// with the fixed protocol, for every SWITCH case and DO_WHILE count it can take
+    #[arg(long, value_name = "FILE.json", conflicts_with_all = ["configs", "variants", "save"])]
+    definition: Option<std::path::PathBuf>,
+    /// With --definition: each DO_WHILE runs 1 to N times [default: 2]
+    #[arg(long, value_name = "N", requires = "definition", value_parser = clap::value_parser!(u32).range(1..=16))]
+    iterations: Option<u32>,
+    /// With --definition: FAILED outcomes the workers may report, in all [default: 1]
+    #[arg(long, value_name = "N", requires = "definition", value_parser = clap::value_parser!(u8).range(0..=16))]
+    failures: Option<u8>,
+    /// With --definition: duplicate deliveries of each report [default: 0]
+    #[arg(long, value_name = "N", requires = "definition", value_parser = clap::value_parser!(u8).range(0..=4))]
+    duplicates: Option<u8>,
+    /// With --definition: concurrent sweepers [default: 1]
+    #[arg(long, value_name = "N", requires = "definition", value_parser = clap::value_parser!(u8).range(1..=4))]
+    sweepers: Option<u8>,
+    /// With --definition: no operator terminates the workflow
+    #[arg(long = "no-terminate", requires = "definition")]
+    no_terminate: bool,
+    /// With --definition: stop a combination with no verdict (exit 2) past N generated states
+    /// [default: 20000000]
+    #[arg(long = "max-states", value_name = "N", requires = "definition")]
+    max_states: Option<usize>,
 }
 
-fn parse(args: &[String]) -> Result<Arguments, String> {
-    let mut configs = Vec::new();
-    let mut variants = Vec::new();
-    let mut json = false;
-    let mut threads = 2;
-    let mut save = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => json = true,
-            "--config" => {
-                let name = args.next().ok_or("--config needs a name")?;
+/// The names `--config` takes.
+const CONFIG_NAMES: [&str; 7] = [
+    "small", "default", "faults", "admin", "retry", "large", "all",
+];
+
+impl clap::ValueEnum for Variant {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Variant::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+impl Args {
+    /// The configurations asked for, in order.
+    fn configs(&self) -> Vec<Config> {
+        let names: Vec<&str> = if self.configs.is_empty() {
+            Config::CHECKED.to_vec()
+        } else {
+            self.configs.iter().map(String::as_str).collect()
+        };
+        names
+            .into_iter()
+            .flat_map(|name| {
                 if name == "all" {
-                    configs.extend(
-                        Config::CHECKED
-                            .iter()
-                            .chain(&["large"])
-                            .filter_map(|n| Config::named(n)),
-                    );
+                    Config::CHECKED.iter().chain(&["large"]).copied().collect()
                 } else {
-                    configs.push(Config::named(name).ok_or_else(|| {
-                        format!("unknown config {name:?} (small, default, faults, admin, retry, large, all)")
-                    })?);
+                    vec![name]
                 }
-            }
-            "--variant" => variants.push(args.next().ok_or("--variant needs a name")?.parse()?),
-            "--threads" => {
-                let count = args.next().ok_or("--threads needs a number")?;
-                threads = count
-                    .parse()
-                    .map_err(|_| format!("bad thread count {count:?}"))?;
-            }
-            "--save-counterexamples" => {
-                save = Some(
-                    args.next()
-                        .ok_or("--save-counterexamples needs a folder")?
-                        .into(),
-                );
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+            })
+            .filter_map(Config::named)
+            .collect()
     }
-    if configs.is_empty() {
-        configs = Config::CHECKED
-            .iter()
-            .filter_map(|name| Config::named(name))
-            .collect();
-    }
-    Ok(Arguments {
-        configs,
-        variants,
-        json,
-        threads: threads.max(1),
-        save,
-    })
-}
 
-type DefinitionArguments = (std::path::PathBuf, crate::model::Bounds, bool, usize);
-
-/// `check --definition FILE [--iterations N] [--failures N] [--duplicates N] [--sweepers N]
-/// [--no-terminate] [--json] [--threads N]`.
-fn parse_definition(args: &[String]) -> Result<DefinitionArguments, String> {
-    let mut bounds = crate::model::Bounds::default();
-    let mut path = None;
-    let mut json = false;
-    let mut threads = 2;
-    let mut args = args.iter();
-    fn number<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<T, String> {
-        let value = value.ok_or_else(|| format!("{flag} needs a number"))?;
-        value
-            .parse()
-            .map_err(|_| format!("{flag}: bad number {value:?}"))
+    /// The bounds of a definition check: the defaults, with what the flags changed.
+    fn bounds(&self) -> crate::model::Bounds {
+        let mut bounds = crate::model::Bounds::default();
+        bounds.iterations = self.iterations.unwrap_or(bounds.iterations);
+        bounds.failures = self.failures.unwrap_or(bounds.failures);
+        bounds.duplicates = self.duplicates.unwrap_or(bounds.duplicates);
+        bounds.sweepers = self.sweepers.map_or(bounds.sweepers, usize::from);
+        bounds.terminate = !self.no_terminate;
+        bounds.max_states = self.max_states.unwrap_or(bounds.max_states);
+        bounds
     }
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--definition" => {
-                path = Some(std::path::PathBuf::from(
-                    args.next().ok_or("--definition needs a file")?,
-                ))
-            }
-            "--iterations" => bounds.iterations = number(arg, args.next())?,
-            "--failures" => bounds.failures = number(arg, args.next())?,
-            "--duplicates" => bounds.duplicates = number(arg, args.next())?,
-            "--sweepers" => bounds.sweepers = number(arg, args.next())?,
-            "--threads" => threads = number(arg, args.next())?,
-            "--no-terminate" => bounds.terminate = false,
-            "--json" => json = true,
-            other => return Err(format!("unknown argument {other:?} with --definition")),
-        }
-    }
-    let path = path.ok_or("--definition needs a file")?;
-    Ok((path, bounds, json, threads))
 }
 
 #[derive(Serialize)]
@@ -143,27 +143,13 @@ struct JsonOutput<'a> {
 }
 
 /// Runs the subcommand.
-pub fn run(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "--definition") {
-        return match parse_definition(args) {
-            Ok((path, bounds, json, threads)) => {
-                super::definition::run(&path, &bounds, json, threads)
-            }
-            Err(message) => {
-                eprintln!("wfstate check: {message}\n{}", super::USAGE);
-                ExitCode::from(2)
-            }
-        };
+pub fn run(arguments: Args) -> ExitCode {
+    let threads = usize::from(arguments.threads);
+    if let Some(path) = &arguments.definition {
+        return super::definition::run(path, &arguments.bounds(), arguments.json, threads);
     }
-    let arguments = match parse(args) {
-        Ok(arguments) => arguments,
-        Err(message) => {
-            eprintln!("wfstate check: {message}\n{}", super::USAGE);
-            return ExitCode::from(2);
-        }
-    };
     let mut reports = Vec::new();
-    for config in &arguments.configs {
+    for config in &arguments.configs() {
         let variants = if arguments.variants.is_empty() {
             config.variants()
         } else {
@@ -173,7 +159,7 @@ pub fn run(args: &[String]) -> ExitCode {
             eprintln!("checking {} / {} ...", config.name, variant);
             let model = ProtocolModel::new(config.clone(), variant);
             let options = Options {
-                threads: arguments.threads,
+                threads,
                 progress: Some(progress),
             };
             let report = check(model, options);
@@ -324,4 +310,40 @@ fn save(folder: &std::path::Path, reports: &[Report]) -> std::io::Result<()> {
         std::fs::write(path, text + "\n")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use crate::cli::Cli;
+    use crate::model::Bounds;
+
+    /// The definition flags' help states [`Bounds::default`]'s values, which the flags fall back
+    /// to: the two cannot drift apart.
+    #[test]
+    fn the_help_states_the_default_bounds() {
+        let command = Cli::command();
+        let check = command.find_subcommand("check").expect("check");
+        let bounds = Bounds::default();
+        for (id, default) in [
+            ("iterations", bounds.iterations.to_string()),
+            ("failures", bounds.failures.to_string()),
+            ("duplicates", bounds.duplicates.to_string()),
+            ("sweepers", bounds.sweepers.to_string()),
+            ("max_states", bounds.max_states.to_string()),
+        ] {
+            let help = check
+                .get_arguments()
+                .find(|argument| argument.get_id() == id)
+                .and_then(|argument| argument.get_help())
+                .unwrap_or_else(|| panic!("--{id} has a help text"))
+                .to_string();
+            assert!(
+                help.ends_with(&format!("[default: {default}]")),
+                "{id}: {help}"
+            );
+        }
+        assert!(bounds.terminate, "--no-terminate turns a default on off");
+    }
 }

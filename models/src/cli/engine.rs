@@ -31,9 +31,6 @@ use wfstate::runtime::{
 };
 use wfstate::{Definition, Report, ReportStatus, TaskDefinition, TaskId, WorkflowId};
 
-const USAGE: &str = "usage: wfstate engine --postgres URL [--seconds N] [--seed N] \
-[--workflows N] [--fail-percent P] [--record-effects TABLE]";
-
 /// The task references of the crash test's definition.
 pub const REFERENCES: [&str; 3] = ["fetch", "charge", "notify"];
 
@@ -58,80 +55,47 @@ pub fn config() -> EngineConfig {
     config
 }
 
-struct Options {
+/// Run one engine process over a shared PostgreSQL store (the crash test's load)
+///
+/// A random mix of sweeps, polls, reports, admin operations and outbox runs until the deadline.
+/// Exit 0 at the deadline, 1 when the store cannot be opened.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The PostgreSQL connection string
+    #[arg(long = "postgres", value_name = "URL")]
     url: String,
+    /// Run this long
+    #[arg(long, value_name = "N", default_value_t = 10)]
     seconds: u64,
+    /// The seed of the random mix
+    #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
+    /// Operate on the shared workflows wf-0 .. wf-{N-1} (and on the process's own)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     workflows: u64,
+    /// The effect handler fails this percent of the time
+    #[arg(long = "fail-percent", value_name = "P", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=100))]
     fail_percent: u64,
+    /// Record each performed effect as a row (workflow_id, version, effect, performer) in this
+    /// table (letters, digits and underscores)
+    #[arg(long = "record-effects", value_name = "TABLE", value_parser = plain_table_name)]
     record: Option<String>,
 }
 
-impl Options {
-    fn parse(args: &[String]) -> Result<Option<Options>, String> {
-        let mut options = Options {
-            url: String::new(),
-            seconds: 10,
-            seed: 1,
-            workflows: 100,
-            fail_percent: 30,
-            record: None,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            let number = |name: &str, text: String| {
-                text.parse::<u64>()
-                    .map_err(|_| format!("{name} needs a number, not {text:?}"))
-            };
-            match arg.as_str() {
-                "--postgres" => options.url = value("--postgres")?,
-                "--seconds" => options.seconds = number("--seconds", value("--seconds")?)?,
-                "--seed" => options.seed = number("--seed", value("--seed")?)?,
-                "--workflows" => options.workflows = number("--workflows", value("--workflows")?)?,
-                "--fail-percent" => {
-                    options.fail_percent = number("--fail-percent", value("--fail-percent")?)?
-                }
-                "--record-effects" => {
-                    let table = value("--record-effects")?;
-                    let plain = !table.is_empty()
-                        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                    if !plain {
-                        return Err(format!(
-                            "--record-effects needs a plain table name, not {table:?}"
-                        ));
-                    }
-                    options.record = Some(table);
-                }
-                "-h" | "--help" => return Ok(None),
-                other => return Err(format!("unknown option {other:?}")),
-            }
-        }
-        if options.url.is_empty() {
-            return Err(String::from("--postgres URL is required"));
-        }
-        if options.workflows == 0 {
-            return Err(String::from("--workflows must be at least 1"));
-        }
-        Ok(Some(options))
+/// `--record-effects`' value goes into SQL as an identifier: only a plain name is taken.
+fn plain_table_name(table: &str) -> Result<String, String> {
+    let plain = !table.is_empty() && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        Ok(table.to_string())
+    } else {
+        Err(format!("a plain table name, not {table:?}"))
     }
 }
 
 /// Runs the subcommand.
-pub fn run(args: &[String]) -> ExitCode {
-    let options = match super::options_or_exit("engine", USAGE, Options::parse(args)) {
-        Ok(options) => options,
-        Err(code) => return code,
-    };
+pub fn run(options: Args) -> ExitCode {
     let Some(deadline) = Instant::now().checked_add(Duration::from_secs(options.seconds)) else {
-        eprintln!(
-            "wfstate engine: --seconds {} is too large\n{USAGE}",
-            options.seconds
-        );
+        eprintln!("wfstate engine: --seconds {} is too large", options.seconds);
         return ExitCode::from(2);
     };
     let store = loop {
@@ -277,7 +241,7 @@ impl Run {
     fn step(
         &mut self,
         engine: &Engine<PostgresStore>,
-        options: &Options,
+        options: &Args,
         recorder: Option<&mut Recorder>,
     ) -> Option<CallFailed> {
         let now = now_ms();

@@ -6,48 +6,43 @@ use stateright::Model;
 
 use crate::model::{Config, ProtocolModel, Variant};
 
-/// Runs the subcommand (serves until interrupted).
-pub fn run(args: &[String]) -> ExitCode {
-    match parse(args) {
-        Ok((config, variant, port)) => {
-            let address = ("127.0.0.1", port);
-            // stateright's server panics when it cannot bind: say why instead.
-            if let Err(error) = std::net::TcpListener::bind(address) {
-                eprintln!("wfstate explore: cannot listen on 127.0.0.1:{port}: {error}");
-                return ExitCode::from(2);
-            }
-            eprintln!(
-                "explorer for {} / {variant} on http://127.0.0.1:{port}/ (Ctrl-C to stop)",
-                config.name
-            );
-            ProtocolModel::new(config, variant)
-                .checker()
-                .threads(1)
-                .serve(address);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("wfstate explore: {message}\n{}", super::USAGE);
-            ExitCode::from(2)
-        }
-    }
+/// Serve stateright's web explorer for one configuration and variant
+///
+/// Listens on 127.0.0.1 until interrupted. Exit 2 when the port is taken.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration
+    #[arg(value_name = "CONFIG", value_parser = ["small", "default", "faults", "admin", "retry", "large"])]
+    config: String,
+    /// The variant: fixed or a legacy one
+    #[arg(value_name = "VARIANT")]
+    variant: Variant,
+    /// The port to listen on
+    #[arg(long, value_name = "N", default_value_t = 3000)]
+    port: u16,
 }
 
-fn parse(args: &[String]) -> Result<(Config, Variant, u16), String> {
-    let mut positional = Vec::new();
-    let mut port = 3000;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--port" {
-            let value = args.next().ok_or("--port needs a number")?;
-            port = value.parse().map_err(|_| format!("bad port {value:?}"))?;
-        } else {
-            positional.push(arg.as_str());
-        }
-    }
-    let [config, variant] = positional[..] else {
-        return Err("explore needs CONFIG and VARIANT".into());
+/// Runs the subcommand (serves until interrupted).
+pub fn run(args: Args) -> ExitCode {
+    let Some(config) = Config::named(&args.config) else {
+        // clap has checked the name against the same list.
+        eprintln!("wfstate explore: unknown config {:?}", args.config);
+        return ExitCode::from(2);
     };
-    let config = Config::named(config).ok_or_else(|| format!("unknown config {config:?}"))?;
-    Ok((config, variant.parse()?, port))
+    let port = args.port;
+    let address = ("127.0.0.1", port);
+    // stateright's server panics when it cannot bind: say why instead.
+    if let Err(error) = std::net::TcpListener::bind(address) {
+        eprintln!("wfstate explore: cannot listen on 127.0.0.1:{port}: {error}");
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "explorer for {} / {} on http://127.0.0.1:{port}/ (Ctrl-C to stop)",
+        config.name, args.variant
+    );
+    ProtocolModel::new(config, args.variant)
+        .checker()
+        .threads(1)
+        .serve(address);
+    ExitCode::SUCCESS
 }

@@ -1,5 +1,11 @@
-//! The subcommands of the `wfstate` binary. Each `run` takes the arguments after the subcommand
-//! and returns the process exit code.
+//! The subcommands of the `wfstate` binary, parsed by clap: [`Cli::run`] runs the one given and
+//! returns the process exit code. A usage error (an unknown option, a missing or malformed value)
+//! is clap's: a message naming the argument, the command's usage line, exit 2; `--help` on any
+//! command prints its options, exit 0.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 pub mod audit;
 pub mod check;
@@ -9,37 +15,49 @@ pub mod explore;
 pub mod replay;
 pub mod table;
 
-/// Printed on `--help` and on a usage error.
-pub const USAGE: &str = "\
-usage:
-  wfstate check [--config small|default|large|all] [--variant NAME] [--json] [--threads N]
- [--save-counterexamples DIR]
-  wfstate check --definition FILE.json [--iterations N] [--failures N] [--duplicates N]
- [--sweepers N] [--no-terminate] [--json] [--threads N]
-  wfstate explore CONFIG VARIANT [--port N]
-  wfstate audit [--json] FILE...
-  wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl
-  wfstate table [--format markdown|mermaid|json]
-  wfstate engine --postgres URL [--seconds N] [--seed N] [--workflows N] [--fail-percent P]
- [--record-effects TABLE]";
+/// Model-check the wfstate protocol and Conductor workflow definitions, audit Conductor
+/// executions, replay input logs, print the transition tables.
+#[derive(Debug, Parser)]
+#[command(name = "wfstate", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// What a subcommand's hand-written argument parser returned, as the subcommand acts on it:
-/// the options, or the exit code after printing the usage (`Ok(None)`: help was asked for,
-/// exit 0) or the usage error (exit 2).
-pub(crate) fn options_or_exit<T>(
-    command: &str,
-    usage: &str,
-    parsed: Result<Option<T>, String>,
-) -> Result<T, std::process::ExitCode> {
-    match parsed {
-        Ok(Some(options)) => Ok(options),
-        Ok(None) => {
-            println!("{usage}");
-            Err(std::process::ExitCode::SUCCESS)
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::Args),
+    Explore(explore::Args),
+    Audit(audit::Args),
+    Replay(replay::Args),
+    Table(table::Args),
+    Engine(engine::Args),
+}
+
+impl Cli {
+    /// Runs the subcommand.
+    pub fn run(self) -> ExitCode {
+        match self.command {
+            Command::Check(args) => check::run(args),
+            Command::Explore(args) => explore::run(args),
+            Command::Audit(args) => audit::run(args),
+            Command::Replay(args) => replay::run(args),
+            Command::Table(args) => table::run(args),
+            Command::Engine(args) => engine::run(args),
         }
-        Err(message) => {
-            eprintln!("wfstate {command}: {message}\n{usage}");
-            Err(std::process::ExitCode::from(2))
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap's own consistency checks (no two arguments with one name, every `requires` and
+    /// `conflicts_with` names an argument, ...), which it otherwise runs only when parsing.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

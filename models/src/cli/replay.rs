@@ -18,17 +18,11 @@ use wfstate::{check, AdminInput, Changes, Input, Outcome, Violation, Workflow};
 
 use super::audit::{describe_workflow, pretty, violations_json};
 
-const USAGE: &str = "usage: wfstate replay [--from EXECUTION.json] [--json] EVENTS.jsonl";
-
 /// The id of the workflow a replay without `--from` starts from.
 pub const EMPTY_WORKFLOW_ID: &str = "replay";
 
 /// Runs the subcommand.
-pub fn run(args: &[String]) -> ExitCode {
-    let options = match super::options_or_exit("replay", USAGE, Options::parse(args)) {
-        Ok(options) => options,
-        Err(code) => return code,
-    };
+pub fn run(options: Args) -> ExitCode {
     let start = match &options.from {
         Some(file) => match load_execution(file) {
             Ok(workflow) => workflow,
@@ -59,45 +53,22 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-struct Options {
+/// Replay a log of inputs through the transition function
+///
+/// Prints each input's outcome and the final invariant check. Exit 0 when every input was
+/// accepted or a duplicate and the final state is clean, 1 on a rejection or a violation, 2 when
+/// the execution or the log cannot be read.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Start from this Conductor execution instead of an empty RUNNING workflow named `replay`
+    #[arg(long, value_name = "EXECUTION.json")]
     from: Option<String>,
+    /// Print the replay as JSON
+    #[arg(long)]
     json: bool,
+    /// The input log, one JSON event per line (`-`: standard input)
+    #[arg(value_name = "EVENTS.jsonl")]
     log: String,
-}
-
-impl Options {
-    /// `Ok(None)`: help was asked for.
-    fn parse(args: &[String]) -> Result<Option<Options>, String> {
-        let mut from = None;
-        let mut json = false;
-        let mut logs = Vec::new();
-        let mut options_done = false;
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--json" if !options_done => json = true,
-                "--from" if !options_done => match args.next() {
-                    Some(file) => from = Some(file.clone()),
-                    None => return Err(String::from("--from needs a file")),
-                },
-                "--" if !options_done => options_done = true,
-                "-h" | "--help" if !options_done => return Ok(None),
-                option if !options_done && option.starts_with("--from=") => {
-                    from = Some(option["--from=".len()..].to_string());
-                }
-                // "-" is standard input.
-                option if !options_done && option.starts_with('-') && option != "-" => {
-                    return Err(format!("unknown option {option:?}"));
-                }
-                log => logs.push(log.to_string()),
-            }
-        }
-        match <[String; 1]>::try_from(logs) {
-            Ok([log]) => Ok(Some(Options { from, json, log })),
-            Err(logs) if logs.is_empty() => Err(String::from("no input log given")),
-            Err(_) => Err(String::from("exactly one input log, please")),
-        }
-    }
 }
 
 fn load_execution(file: &str) -> Result<Workflow, String> {
@@ -231,7 +202,7 @@ impl Replay {
         self.rejected().next().is_none() && self.end.violations.is_empty()
     }
 
-    fn print(&self, options: &Options) {
+    fn print(&self, options: &Args) {
         let origin = match &options.from {
             Some(file) => format!("from {file}"),
             None => String::from("from an empty workflow"),
@@ -264,7 +235,7 @@ impl Replay {
         );
     }
 
-    fn json(&self, options: &Options) -> Value {
+    fn json(&self, options: &Args) -> Value {
         let inputs: Vec<Value> = self.records.iter().map(Record::json).collect();
         json!({
             "log": options.log,

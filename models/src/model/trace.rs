@@ -64,10 +64,82 @@ pub fn trace(model: &ProtocolModel, actions: &[Action]) -> Vec<TraceLine> {
         let Some(next) = model.step(&state, action) else {
             break;
         };
+        let (actor, what) = if model.config.atomic_operations {
+            atomic(model, &state, action, &next).unwrap_or((actor, what))
+        } else {
+            (actor, what)
+        };
         state = next;
         lines.push(line(index + 1, actor, what, &state));
     }
     lines
+}
+
+/// With operations atomic (the definition checks), a step is a whole operation: it is named by
+/// what it did to the workflow (tasks added, statuses changed), and a worker by its task's
+/// reference name, instead of by the first store call of the operation.
+fn atomic(
+    model: &ProtocolModel,
+    before: &State,
+    action: &Action,
+    after: &State,
+) -> Option<(String, String)> {
+    let (was, now) = (before.workflow(), after.workflow());
+    let mut changes = Vec::new();
+    for task in now.tasks() {
+        let previous = was.tasks().iter().find(|old| {
+            old.reference_name == task.reference_name && old.retry_count == task.retry_count
+        });
+        match previous {
+            None => changes.push(format!(
+                "schedules {}#{}",
+                task.reference_name, task.retry_count
+            )),
+            Some(old) if old.status != task.status => changes.push(format!(
+                "{}#{} {}",
+                task.reference_name, task.retry_count, task.status
+            )),
+            Some(_) => {}
+        }
+    }
+    if was.status() != now.status() {
+        changes.push(format!("workflow {}", now.status()));
+    }
+    let summary = if changes.is_empty() {
+        String::from("no change")
+    } else {
+        changes.join(", ")
+    };
+    let worker = |task: &u8| match model.config.definition.tasks.get(*task as usize) {
+        Some(definition) => format!("worker {}", definition.reference_name),
+        None => format!("worker {task}"),
+    };
+    match action {
+        Action::Sweep { sweeper, .. } => {
+            Some((format!("sweeper {sweeper}"), format!("sweep: {summary}")))
+        }
+        Action::Operate { time_out: true, .. } => {
+            Some(("operator".into(), format!("time out a task: {summary}")))
+        }
+        Action::Operate { .. } => {
+            let input = model.config.script.get(before.operator.next as usize)?;
+            Some((
+                "operator".into(),
+                format!("{}: {summary}", format!("{input:?}").to_lowercase()),
+            ))
+        }
+        Action::Poll { task, .. } => Some((worker(task), format!("poll: {summary}"))),
+        // The report's own status change says nothing the action does not.
+        Action::Work { task, outcome }
+            if changes.len() == 1 && changes[0].ends_with(&format!(" {outcome}")) =>
+        {
+            Some((worker(task), format!("work, report {outcome}")))
+        }
+        Action::Work { task, outcome } => {
+            Some((worker(task), format!("work, report {outcome}: {summary}")))
+        }
+        _ => None,
+    }
 }
 
 fn line(step: usize, actor: String, action: String, state: &State) -> TraceLine {
