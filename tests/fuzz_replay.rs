@@ -168,4 +168,6 @@ fn conductor_json_inputs_replay() {
         total.definitions > 0 && total.definition_errors > 0,
         "{total:?}"
     );
+    // The real definitions among the fixtures are decided, and their runs end.
+    assert!(total.decided >= 50 && total.ended >= 50, "{total:?}");
 }

@@ -9,14 +9,25 @@
 //! from a consistent state leaves it consistent ([`check`]). The bytes are also read as a workflow
 //! definition ([`WorkflowDefinition::from_slice`]): a definition that reads has unique reference
 //! names and every JOIN waits on names it has; any other input is a typed error that renders.
+//! A definition that reads is then decided ([`ConductorDecider`], one of its SWITCH-case and
+//! loop-count combinations picked by the input's first byte): a workflow runs from RUNNING, each
+//! decision stepped and every live task reported COMPLETED or FAILED (by the input's bits), up to
+//! [`MAX_DECISIONS`] steps. Checked: the decider never panics, `transition` accepts every input it
+//! decides, and every state on the way holds I1–I5 and I8.
 
 use std::collections::BTreeSet;
 
-use wfstate::conductor::{read_log, Execution, TaskKind, WorkflowDefinition};
-use wfstate::{check, check_pair, transition, Workflow};
+use wfstate::conductor::{
+    read_log, Choices, ConductorDecider, Execution, TaskKind, WorkflowDefinition,
+};
+use wfstate::runtime::Decider;
+use wfstate::{check, check_pair, transition, Decision, Input, Report, ReportStatus, Workflow};
 
 /// Log events replayed per case at most.
 pub const MAX_EVENTS: usize = 512;
+
+/// Steps (decisions and reports) of a decided definition's run at most.
+pub const MAX_DECISIONS: usize = 256;
 
 /// What a case did: the replay test checks that the committed seeds reach every kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +50,10 @@ pub struct Stats {
     pub definitions: u64,
     /// Inputs refused as a definition (a typed error).
     pub definition_errors: u64,
+    /// Definitions the decider took (the others are a typed refusal).
+    pub decided: u64,
+    /// Decided runs that ended (the workflow left RUNNING) within the step bound.
+    pub ended: u64,
 }
 
 impl Stats {
@@ -53,6 +68,8 @@ impl Stats {
         self.log_errors += other.log_errors;
         self.definitions += other.definitions;
         self.definition_errors += other.definition_errors;
+        self.decided += other.decided;
+        self.ended += other.ended;
     }
 }
 
@@ -70,6 +87,7 @@ pub fn run(data: &[u8]) -> Stats {
                     assert!(join_on.iter().all(|name| names.contains(name.as_str())));
                 }
             }
+            decide(&definition, data, &mut stats);
         }
         Err(error) => {
             stats.definition_errors += 1;
@@ -142,4 +160,55 @@ pub fn run(data: &[u8]) -> Stats {
         }
     }
     stats
+}
+
+/// Runs one workflow of `definition` through its decider (see the module documentation).
+fn decide(definition: &WorkflowDefinition, data: &[u8], stats: &mut Stats) {
+    let Ok(all) = Choices::enumerate(definition, 2, 16) else {
+        return;
+    };
+    let pick = data.first().map_or(0, |byte| usize::from(*byte));
+    let choices = all
+        .get(pick % all.len().max(1))
+        .cloned()
+        .unwrap_or_default();
+    let decider = match ConductorDecider::new(definition.clone(), choices) {
+        Ok(decider) => decider,
+        Err(error) => {
+            assert!(!error.to_string().is_empty());
+            return;
+        }
+    };
+    stats.decided += 1;
+    let mut workflow = Workflow::new("fuzz-definition");
+    let mut bits = data
+        .iter()
+        .flat_map(|byte| (0..8).map(move |bit| byte >> bit & 1 == 1));
+    for _ in 0..MAX_DECISIONS {
+        let input: Input = match decider.decide(&workflow) {
+            Decision::Act(input) => input.into(),
+            Decision::Idle => {
+                stats.ended += 1;
+                return;
+            }
+            Decision::Wait => {
+                let Some(task) = workflow.active_tasks().next() else {
+                    panic!("the decider waits with nothing live: {workflow:?}");
+                };
+                let status = if bits.next().unwrap_or(false) {
+                    ReportStatus::Failed
+                } else {
+                    ReportStatus::Completed
+                };
+                Report::new(task.id.clone(), status).into()
+            }
+        };
+        let step = transition(&workflow, &input)
+            .unwrap_or_else(|rejection| panic!("{input:?} refused: {rejection}"));
+        workflow
+            .apply(&step)
+            .unwrap_or_else(|rejection| panic!("a fresh step of {input:?} refused: {rejection}"));
+        let violations = check(&workflow);
+        assert!(violations.is_empty(), "{input:?} broke {violations:?}");
+    }
 }
