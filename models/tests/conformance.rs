@@ -982,6 +982,52 @@ fn replay_of_unreadable_input_exits_2() {
     assert_eq!(code(&wfstate(&["replay", "a.jsonl", "b.jsonl"])), 2);
 }
 
+/// A log line that never ends is refused once it passes `MAX_LINE_BYTES`, not read into memory
+/// for ever; a line of exactly that length (its newline aside) still reads.
+#[test]
+fn read_log_refuses_an_endless_line() {
+    use std::io::{BufReader, Read};
+    use wfstate::conductor::{read_log, LogError, MAX_LINE_BYTES};
+
+    let endless = BufReader::new(std::io::repeat(b' '));
+    let mut entries = read_log(endless);
+    match entries.next() {
+        Some(Err(LogError::Read { line: 1, message })) => {
+            assert!(message.contains("longer than"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(entries.next().is_none(), "reading stops at the error");
+
+    // Blanks up to the limit, then the newline: a blank line, skipped, then the event.
+    let at_limit = std::io::repeat(b' ')
+        .take(MAX_LINE_BYTES as u64)
+        .chain(&b"\n{\"writer\": \"admin\", \"input\": \"pause\"}\n"[..]);
+    let entries: Vec<_> = read_log(BufReader::new(at_limit)).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].as_ref().map(|entry| entry.line).ok(), Some(2));
+}
+
+/// `wfstate replay /dev/zero` and `wfstate check --definition /dev/zero`: exit 2 with the size
+/// named, at once.
+#[test]
+fn endless_files_are_refused() {
+    let output = wfstate(&["replay", "/dev/zero"]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("longer than"),
+        "{}",
+        stderr(&output)
+    );
+    let output = wfstate(&["check", "--definition", "/dev/zero"]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stdout(&output).contains("larger than"),
+        "{}",
+        stdout(&output)
+    );
+}
+
 /// Bad input through replay: a 100,000-task execution and a terminate that cancels all of it.
 #[test]
 fn replay_of_a_big_terminate() {

@@ -6,7 +6,7 @@
 //! and `"status"`), which is read as a worker's report. Blank lines and lines starting with `#`
 //! are skipped.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -130,6 +130,9 @@ fn describe(error: serde_json::Error) -> String {
     }
 }
 
+/// The longest log line [`read_log`] reads (64 MiB): a longer one is a [`LogError::Read`].
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
 /// Reads a log one line at a time, yielding every event with its line number and stopping after
 /// the first error.
 pub fn read_log<R: BufRead>(reader: R) -> LogReader<R> {
@@ -158,8 +161,18 @@ impl<R: BufRead> Iterator for LogReader<R> {
             self.buffer.clear();
             self.line += 1;
             let line = self.line;
-            match self.reader.read_line(&mut self.buffer) {
+            // A line longer than any event is refused before it is held whole: a log that
+            // never ends a line (`/dev/zero`) is an error, not unbounded memory.
+            let limit = MAX_LINE_BYTES as u64 + 1;
+            match (&mut self.reader).take(limit).read_line(&mut self.buffer) {
                 Ok(0) => return None,
+                Ok(_) if self.buffer.len() > MAX_LINE_BYTES && !self.buffer.ends_with('\n') => {
+                    self.failed = true;
+                    return Some(Err(LogError::Read {
+                        line,
+                        message: format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+                    }));
+                }
                 Ok(_) => {}
                 Err(error) => {
                     self.failed = true;

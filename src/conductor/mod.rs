@@ -58,7 +58,7 @@ pub use definition::{
 pub use error::ExecutionError;
 pub use event::{EngineEvent, Event, ReportEvent, ResolveError, TaskRef};
 pub use execution::{Execution, ExecutionTask};
-pub use log::{parse_line, read_log, LogEntry, LogError, LogReader};
+pub use log::{parse_line, read_log, LogEntry, LogError, LogReader, MAX_LINE_BYTES};
 
 #[doc = include_str!("../../docs/conformance.md")]
 pub mod manual {}

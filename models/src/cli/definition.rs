@@ -21,13 +21,31 @@ pub enum Verdict {
     Unchecked(String),
 }
 
+/// The largest definition file read (16 MiB; Conductor's own are a few KB): a larger one, or a
+/// file that never ends (`/dev/zero`), is refused before it is held in memory.
+pub const MAX_DEFINITION_BYTES: u64 = 16 << 20;
+
+fn read_bounded(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_DEFINITION_BYTES + 1)
+        .read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_DEFINITION_BYTES {
+        return Err(std::io::Error::other(format!(
+            "the file is larger than {MAX_DEFINITION_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads and checks one file.
 pub fn verdict(
     path: &std::path::Path,
     bounds: &Bounds,
     threads: usize,
 ) -> (Verdict, Option<DefinitionReport>) {
-    let text = match std::fs::read(path) {
+    let text = match read_bounded(path) {
         Ok(text) => text,
         Err(error) => return (Verdict::Unchecked(format!("cannot read: {error}")), None),
     };
