@@ -168,6 +168,10 @@ fn conductor_json_inputs_replay() {
         total.definitions > 0 && total.definition_errors > 0,
         "{total:?}"
     );
-    // The real definitions among the fixtures are decided, and their runs end.
-    assert!(total.decided >= 50 && total.ended >= 50, "{total:?}");
+    // The real definitions among the fixtures (and their seeds) are decided and most of their
+    // runs complete; some seed's JOIN blocks.
+    assert!(
+        total.decided >= 50 && total.completed >= 40 && total.stuck >= 1,
+        "{total:?}"
+    );
 }

@@ -10,10 +10,11 @@
 //! definition ([`WorkflowDefinition::from_slice`]): a definition that reads has unique reference
 //! names and every JOIN waits on names it has; any other input is a typed error that renders.
 //! A definition that reads is then decided ([`ConductorDecider`], one of its SWITCH-case and
-//! loop-count combinations picked by the input's first byte): a workflow runs from RUNNING, each
-//! decision stepped and every live task reported COMPLETED or FAILED (by the input's bits), up to
-//! [`MAX_DECISIONS`] steps. Checked: the decider never panics, `transition` accepts every input it
-//! decides, and every state on the way holds I1–I5 and I8.
+//! loop-count combinations picked by a hash of the input): a workflow runs from RUNNING, each
+//! decision stepped and every live task reported COMPLETED or, one in eight by the same hash,
+//! FAILED, up to [`MAX_DECISIONS`] steps. Checked: the decider never panics, `transition` accepts
+//! every input it decides, every state on the way holds I1–I5 and I8, and a decider that waits
+//! with nothing live names the JOIN that blocks ([`ConductorDecider::blocked`]).
 
 use std::collections::BTreeSet;
 
@@ -21,7 +22,9 @@ use wfstate::conductor::{
     read_log, Choices, ConductorDecider, Execution, TaskKind, WorkflowDefinition,
 };
 use wfstate::runtime::Decider;
-use wfstate::{check, check_pair, transition, Decision, Input, Report, ReportStatus, Workflow};
+use wfstate::{
+    check, check_pair, transition, Decision, Input, Report, ReportStatus, Workflow, WorkflowStatus,
+};
 
 /// Log events replayed per case at most.
 pub const MAX_EVENTS: usize = 512;
@@ -54,6 +57,10 @@ pub struct Stats {
     pub decided: u64,
     /// Decided runs that ended (the workflow left RUNNING) within the step bound.
     pub ended: u64,
+    /// Of those, the runs that ended COMPLETED.
+    pub completed: u64,
+    /// Decided runs left RUNNING with nothing live, on a JOIN that can never complete.
+    pub stuck: u64,
 }
 
 impl Stats {
@@ -70,6 +77,8 @@ impl Stats {
         self.definition_errors += other.definition_errors;
         self.decided += other.decided;
         self.ended += other.ended;
+        self.completed += other.completed;
+        self.stuck += other.stuck;
     }
 }
 
@@ -167,11 +176,18 @@ fn decide(definition: &WorkflowDefinition, data: &[u8], stats: &mut Stats) {
     let Ok(all) = Choices::enumerate(definition, 2, 16) else {
         return;
     };
-    let pick = data.first().map_or(0, |byte| usize::from(*byte));
-    let choices = all
-        .get(pick % all.len().max(1))
-        .cloned()
-        .unwrap_or_default();
+    // Choices and outcomes from a hash of the whole input (every JSON document starts with `{`).
+    let mut random = data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    }) | 1;
+    let mut next = move || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let pick = usize::try_from(next() % all.len().max(1) as u64).unwrap_or(0);
+    let choices = all.get(pick).cloned().unwrap_or_default();
     let decider = match ConductorDecider::new(definition.clone(), choices) {
         Ok(decider) => decider,
         Err(error) => {
@@ -181,21 +197,30 @@ fn decide(definition: &WorkflowDefinition, data: &[u8], stats: &mut Stats) {
     };
     stats.decided += 1;
     let mut workflow = Workflow::new("fuzz-definition");
-    let mut bits = data
-        .iter()
-        .flat_map(|byte| (0..8).map(move |bit| byte >> bit & 1 == 1));
     for _ in 0..MAX_DECISIONS {
         let input: Input = match decider.decide(&workflow) {
             Decision::Act(input) => input.into(),
             Decision::Idle => {
                 stats.ended += 1;
+                if workflow.status() == WorkflowStatus::Completed {
+                    stats.completed += 1;
+                }
                 return;
             }
             Decision::Wait => {
                 let Some(task) = workflow.active_tasks().next() else {
-                    panic!("the decider waits with nothing live: {workflow:?}");
+                    // Waiting with nothing live is the decider's documented answer for a JOIN
+                    // that can never complete (the model check's "no stuck workflow" finding):
+                    // it must then say which JOIN blocks.
+                    assert!(
+                        decider.blocked(&workflow).is_some(),
+                        "the decider waits with nothing live and no blocked JOIN: {workflow:?}"
+                    );
+                    stats.stuck += 1;
+                    return;
                 };
-                let status = if bits.next().unwrap_or(false) {
+                // One report in eight fails, so runs also get past their first tasks.
+                let status = if next() % 8 == 0 {
                     ReportStatus::Failed
                 } else {
                     ReportStatus::Completed

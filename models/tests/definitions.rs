@@ -383,6 +383,16 @@ fn check_definition_exits_0_clean_and_2_unsupported() {
         &["--iterations", "x"],
     );
     assert_eq!(usage.status.code(), Some(2));
+    // No cap is not a cap of 0: refused. A repeated option takes its last value.
+    let clean = fixture("simple_switch_task_integration_test.json");
+    assert_eq!(
+        wfstate_check(&clean, &["--max-states", "0"]).status.code(),
+        Some(2)
+    );
+    let repeated = wfstate_check(&clean, &["--iterations", "3", "--iterations", "1"]);
+    let stdout = String::from_utf8_lossy(&repeated.stdout);
+    assert_eq!(repeated.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("(iterations 1,"), "{stdout}");
 }
 
 /// A run the state cap stopped explored only part of the space: it is no verdict, never clean.

@@ -16,6 +16,8 @@ use wfstate::{check, Violation, Workflow};
 /// Exit 0 when every file is clean, 1 when any has a violation, 2 when any cannot be read or
 /// parsed (2 wins over 1: the audit is incomplete). A JSON Schema document is skipped.
 #[derive(Debug, clap::Args)]
+// A repeated option takes its last value, as the hand-written parsers did.
+#[command(args_override_self = true)]
 pub struct Args {
     /// Print one JSON report per file
     #[arg(long)]

@@ -44,6 +44,8 @@ const COLUMNS: [(&str, &str); 22] = [
 /// case and DO_WHILE count it can take. Exit 0 clean, 1 a finding (with its shortest trace), 2
 /// unreadable, unsupported or no verdict within the bounds.
 #[derive(Debug, clap::Args)]
+// A repeated option takes its last value, as the hand-written parsers did.
+#[command(args_override_self = true)]
 pub struct Args {
     /// A configuration to check (repeatable); `all` is every one, `large` included
     /// [default: small, default, faults, admin, retry]
@@ -83,8 +85,8 @@ pub struct Args {
     no_terminate: bool,
     /// With --definition: stop a combination with no verdict (exit 2) past N generated states
     /// [default: 20000000]
-    #[arg(long = "max-states", value_name = "N", requires = "definition")]
-    max_states: Option<usize>,
+    #[arg(long = "max-states", value_name = "N", requires = "definition", value_parser = clap::value_parser!(u64).range(1..))]
+    max_states: Option<u64>,
 }
 
 /// The names `--config` takes.
@@ -131,7 +133,9 @@ impl Args {
         bounds.duplicates = self.duplicates.unwrap_or(bounds.duplicates);
         bounds.sweepers = self.sweepers.map_or(bounds.sweepers, usize::from);
         bounds.terminate = !self.no_terminate;
-        bounds.max_states = self.max_states.unwrap_or(bounds.max_states);
+        bounds.max_states = self.max_states.map_or(bounds.max_states, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
         bounds
     }
 }

@@ -60,6 +60,8 @@ pub fn config() -> EngineConfig {
 /// A random mix of sweeps, polls, reports, admin operations and outbox runs until the deadline.
 /// Exit 0 at the deadline, 1 when the store cannot be opened.
 #[derive(Debug, clap::Args)]
+// A repeated option takes its last value, as the hand-written parsers did.
+#[command(args_override_self = true)]
 pub struct Args {
     /// The PostgreSQL connection string
     #[arg(long = "postgres", value_name = "URL")]

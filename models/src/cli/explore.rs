@@ -10,6 +10,8 @@ use crate::model::{Config, ProtocolModel, Variant};
 ///
 /// Listens on 127.0.0.1 until interrupted. Exit 2 when the port is taken.
 #[derive(Debug, clap::Args)]
+// A repeated option takes its last value, as the hand-written parsers did.
+#[command(args_override_self = true)]
 pub struct Args {
     /// The configuration
     #[arg(value_name = "CONFIG", value_parser = ["small", "default", "faults", "admin", "retry", "large"])]

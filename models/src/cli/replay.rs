@@ -59,6 +59,8 @@ pub fn run(options: Args) -> ExitCode {
 /// accepted or a duplicate and the final state is clean, 1 on a rejection or a violation, 2 when
 /// the execution or the log cannot be read.
 #[derive(Debug, clap::Args)]
+// A repeated option takes its last value, as the hand-written parsers did.
+#[command(args_override_self = true)]
 pub struct Args {
     /// Start from this Conductor execution instead of an empty RUNNING workflow named `replay`
     #[arg(long, value_name = "EXECUTION.json")]
