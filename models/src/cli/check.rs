@@ -193,12 +193,8 @@ pub fn run(arguments: Args) -> ExitCode {
             as_expected,
             runs: &reports,
         };
-        match serde_json::to_string_pretty(&output) {
-            Ok(text) => println!("{text}"),
-            Err(error) => {
-                eprintln!("wfstate check: {error}");
-                return ExitCode::from(2);
-            }
+        if let Err(code) = super::print_json("check", &output) {
+            return code;
         }
     } else {
         print!("{}", render(&reports));

@@ -82,12 +82,8 @@ pub fn run(path: &std::path::Path, bounds: &Bounds, json: bool, threads: usize) 
             verdict: &verdict,
             report: report.as_ref(),
         };
-        match serde_json::to_string_pretty(&output) {
-            Ok(text) => println!("{text}"),
-            Err(error) => {
-                eprintln!("wfstate check: {error}");
-                return ExitCode::from(2);
-            }
+        if let Err(code) = super::print_json("check", &output) {
+            return code;
         }
     } else {
         print!("{}", render(path, &verdict, report.as_ref()));

@@ -48,6 +48,21 @@ impl Cli {
     }
 }
 
+/// Prints `value` as pretty JSON on stdout; the exit code 2 if it cannot be serialized (said on
+/// stderr as `wfstate COMMAND: ...`).
+pub(crate) fn print_json(command: &str, value: &impl serde::Serialize) -> Result<(), ExitCode> {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            println!("{text}");
+            Ok(())
+        }
+        Err(error) => {
+            eprintln!("wfstate {command}: {error}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

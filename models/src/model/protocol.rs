@@ -160,7 +160,32 @@ pub struct ProtocolModel {
     pub engine: EngineConfig,
 }
 
+/// With [`Config::atomic_operations`], the most store calls one model step runs of an
+/// operation. No machine needs as many when nothing interleaves (a sweep makes five, a poll three
+/// plus two per stale entry it drops); one that did would go on in later steps, interleaved.
+const ATOMIC_CALLS: usize = 16;
+
 impl ProtocolModel {
+    /// With [`Config::atomic_operations`], runs an operation on to its end within the step that
+    /// began it: `step` makes its next call while `running` says it is in flight. A commit whose
+    /// queue plan the call-by-call store applies separately (`pending`) ends the run there.
+    fn run_to_end(
+        &self,
+        state: &mut State,
+        running: impl Fn(&State) -> bool,
+        mut step: impl FnMut(&mut State),
+    ) {
+        if !self.config.atomic_operations {
+            return;
+        }
+        for _ in 0..ATOMIC_CALLS {
+            if !running(state) || !state.pending.is_empty() {
+                return;
+            }
+            step(state);
+        }
+    }
+
     /// The model with the reference decider of the configuration's definition.
     pub fn new(config: Config, variant: Variant) -> Self {
         let config = config.for_variant(variant);
@@ -877,14 +902,11 @@ impl ProtocolModel {
 
     fn poll(&self, state: &mut State, task: u8, fault: Fault) {
         self.poll_step(state, task, fault);
-        if self.config.atomic_operations {
-            for _ in 0..16 {
-                if state.workers[task as usize].poll.is_none() || !state.pending.is_empty() {
-                    break;
-                }
-                self.poll_step(state, task, Fault::None);
-            }
-        }
+        self.run_to_end(
+            state,
+            |s| s.workers[task as usize].poll.is_some(),
+            |s| self.poll_step(s, task, Fault::None),
+        );
     }
 
     fn poll_step(&self, state: &mut State, task: u8, fault: Fault) {
@@ -1032,14 +1054,11 @@ impl ProtocolModel {
         state.reports.push(run);
         let index = state.reports.len() - 1;
         self.report(state, index, fault);
-        if self.config.atomic_operations {
-            for _ in 0..16 {
-                if state.reports.len() <= index || !state.pending.is_empty() {
-                    break;
-                }
-                self.report(state, index, Fault::None);
-            }
-        }
+        self.run_to_end(
+            state,
+            |s| s.reports.len() > index,
+            |s| self.report(s, index, Fault::None),
+        );
     }
 
     fn report(&self, state: &mut State, index: usize, fault: Fault) {
@@ -1338,14 +1357,11 @@ impl Model for ProtocolModel {
             } => {
                 let index = sweeper as usize;
                 self.sweep(&mut state, index, fail, fault);
-                if self.config.atomic_operations {
-                    for _ in 0..16 {
-                        if state.sweepers[index].op.is_none() || !state.pending.is_empty() {
-                            break;
-                        }
-                        self.sweep(&mut state, index, false, Fault::None);
-                    }
-                }
+                self.run_to_end(
+                    &mut state,
+                    |s| s.sweepers[index].op.is_some(),
+                    |s| self.sweep(s, index, false, Fault::None),
+                );
             }
             Action::Start => self.start(&mut state),
             Action::Operate {
@@ -1354,14 +1370,11 @@ impl Model for ProtocolModel {
                 fault,
             } => {
                 self.operate(&mut state, time_out, fail, fault);
-                if self.config.atomic_operations {
-                    for _ in 0..16 {
-                        if state.operator.op.is_none() || !state.pending.is_empty() {
-                            break;
-                        }
-                        self.operate(&mut state, time_out, false, Fault::None);
-                    }
-                }
+                self.run_to_end(
+                    &mut state,
+                    |s| s.operator.op.is_some(),
+                    |s| self.operate(s, time_out, false, Fault::None),
+                );
             }
             Action::Poll { task, fault } => self.poll(&mut state, task, fault),
             Action::Work { task, outcome } => self.work(&mut state, task, outcome),
