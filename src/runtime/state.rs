@@ -127,15 +127,38 @@ impl<K: Ord + Hash + Eq + Clone> LeasedQueue<K> {
 
     /// Sequence numbers renumbered 1, 2, ... in queue order: equal contents, equal values.
     fn canonicalize(&mut self) {
-        let order = std::mem::take(&mut self.order);
-        for (number, ((due_ms, _), key)) in order.into_iter().enumerate() {
+        const INLINE: usize = 8;
+        let len = self.order.len();
+        let mut numbered = (1..).zip(self.order.keys());
+        if self.next_sequence == len as u64
+            && numbered.all(|(number, &(_, sequence))| sequence == number)
+        {
+            return;
+        }
+        // Renumbering keeps the order, so the entries go back in the order they came out. A
+        // few are taken out onto the stack, which keeps the map's node (no allocation).
+        let mut renumber = |number: usize, (due_ms, key): (u64, K)| {
             let sequence = number as u64 + 1;
             if let Some(slot) = self.slots.get_mut(&key) {
                 slot.sequence = sequence;
             }
-            self.order.insert((due_ms, sequence), key);
+            ((due_ms, sequence), key)
+        };
+        if len <= INLINE {
+            let taken: [Option<((u64, u64), K)>; INLINE] =
+                std::array::from_fn(|_| self.order.pop_first());
+            for (number, ((due_ms, _), key)) in taken.into_iter().flatten().enumerate() {
+                let (order, key) = renumber(number, (due_ms, key));
+                self.order.insert(order, key);
+            }
+        } else {
+            let order = std::mem::take(&mut self.order);
+            for (number, ((due_ms, _), key)) in order.into_iter().enumerate() {
+                let (order, key) = renumber(number, (due_ms, key));
+                self.order.insert(order, key);
+            }
         }
-        self.next_sequence = self.order.len() as u64;
+        self.next_sequence = len as u64;
     }
 }
 
@@ -189,10 +212,26 @@ impl Hash for StoreState {
     }
 }
 
+/// Hashes a map's entries in key order. Small maps (the model's hold one workflow and a few
+/// attempts) are sorted on the stack: hashing a state allocates nothing.
 fn hash_sorted<K: Ord + Hash, V: Hash, H: Hasher>(map: &Map<K, V>, state: &mut H) {
-    let mut entries: Vec<(&K, &V)> = map.iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    entries.len().hash(state);
+    const INLINE: usize = 8;
+    map.len().hash(state);
+    let Some(first) = map.iter().next() else {
+        return;
+    };
+    let mut inline = [first; INLINE];
+    let mut heap = Vec::new();
+    let entries: &mut [(&K, &V)] = if map.len() <= INLINE {
+        for (slot, entry) in inline.iter_mut().zip(map.iter()) {
+            *slot = entry;
+        }
+        &mut inline[..map.len()]
+    } else {
+        heap.extend(map.iter());
+        &mut heap
+    };
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (key, value) in entries {
         key.hash(state);
         value.hash(state);

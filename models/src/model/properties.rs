@@ -157,10 +157,36 @@ pub fn all(model: &ProtocolModel) -> Vec<Property<ProtocolModel>> {
     let sometimes = SOMETIMES
         .iter()
         .chain(EDGES)
-        .filter(|(name, _)| exercised(model, name))
-        .map(|&(name, condition)| Property::sometimes(name, condition));
+        .enumerate()
+        .filter(|(_, (name, _))| exercised(model, name))
+        .map(|(index, &(name, _))| Property::sometimes(name, ONCE[index]));
     always.chain(sometimes).collect()
 }
+
+/// How many `sometimes` properties there can be (`SOMETIMES` and `EDGES`).
+pub const MAX_SOMETIMES: usize = 24;
+
+const _: () = assert!(SOMETIMES.len() + EDGES.len() <= MAX_SOMETIMES);
+
+/// `sometimes` property `I` (of `SOMETIMES` then `EDGES`) through the model's
+/// [`Reached`](super::protocol::Reached) flags.
+fn once<const I: usize>(model: &ProtocolModel, state: &State) -> bool {
+    let (_, condition) = if I < SOMETIMES.len() {
+        SOMETIMES[I]
+    } else {
+        EDGES[I - SOMETIMES.len()]
+    };
+    model.reached.once(I, || condition(model, state))
+}
+
+macro_rules! once_table {
+    ($($index:literal)*) => {
+        /// `once::<I>` for every index, as the plain function pointers stateright takes.
+        const ONCE: [Condition; MAX_SOMETIMES] = [$(once::<$index>),*];
+    };
+}
+
+once_table!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23);
 
 fn exercised(model: &ProtocolModel, name: &str) -> bool {
     let config = &model.config;
@@ -317,8 +343,11 @@ fn inspect_agrees(model: &ProtocolModel, state: &State) -> bool {
 /// No action enabled ⇒ the workflow is terminal, out of the decider queue, and every owed effect
 /// was performed (I7 at the end of every run).
 fn completion(model: &ProtocolModel, state: &State) -> bool {
-    let mut actions = Vec::new();
-    model.actions(state, &mut actions);
-    !actions.is_empty()
-        || (state.status().is_terminal() && !state.queued() && state.store.outbox_len() == 0)
+    // The end state first: it is cheap to read, and where it holds the actions need no listing.
+    let finished = state.status().is_terminal() && !state.queued() && state.store.outbox_len() == 0;
+    finished || {
+        let mut actions = Vec::new();
+        model.actions(state, &mut actions);
+        !actions.is_empty()
+    }
 }

@@ -158,6 +158,53 @@ pub struct ProtocolModel {
     /// The runtime settings the machines run with: every duration 1 ms at a fixed `now` of 0,
     /// so time passing is the environment's `Tick` and `Expire`.
     pub engine: EngineConfig,
+    /// The `sometimes` properties this check has reached already, when
+    /// [`remember_reached`](ProtocolModel::remember_reached) asked for it.
+    pub(crate) reached: Reached,
+}
+
+/// Flags, one per `sometimes` property (in [`super::properties::all`]'s order), set once a state
+/// satisfied it. A clone starts afresh, so a model copied for another check reaches everything
+/// again.
+#[derive(Debug, Default)]
+pub(crate) struct Reached {
+    enabled: bool,
+    flags: [std::sync::atomic::AtomicBool; super::properties::MAX_SOMETIMES],
+}
+
+impl Reached {
+    fn enabled() -> Self {
+        Reached {
+            enabled: true,
+            ..Reached::default()
+        }
+    }
+
+    /// `condition`, evaluated until it first holds when enabled.
+    pub(crate) fn once(&self, index: usize, condition: impl FnOnce() -> bool) -> bool {
+        use std::sync::atomic::Ordering;
+        if !self.enabled {
+            return condition();
+        }
+        let flag = &self.flags[index];
+        if flag.load(Ordering::Relaxed) {
+            return false;
+        }
+        let holds = condition();
+        if holds {
+            flag.store(true, Ordering::Relaxed);
+        }
+        holds
+    }
+}
+
+impl Clone for Reached {
+    fn clone(&self) -> Self {
+        Reached {
+            enabled: self.enabled,
+            ..Reached::default()
+        }
+    }
 }
 
 /// With [`Config::atomic_operations`], the most store calls one model step runs of an
@@ -202,7 +249,18 @@ impl ProtocolModel {
             variant,
             decider,
             engine,
+            reached: Reached::default(),
         }
+    }
+
+    /// The same model, evaluating each `sometimes` property only until some state satisfies it:
+    /// after that it reads as unsatisfied, so the checker stops recording the same discovery
+    /// again (stateright re-inserts it, with a copy of its path, on every satisfying state). The
+    /// verdicts are the same: a `sometimes` property is reached if and only if one state
+    /// satisfies it. `check` runs this way; the explorer shows every state's own values.
+    pub fn remember_reached(mut self) -> Self {
+        self.reached = Reached::enabled();
+        self
     }
 
     /// The same model with another decider (bring your own).

@@ -110,7 +110,7 @@ impl Default for Options {
 pub fn check(model: ProtocolModel, options: Options) -> Report {
     let started = Instant::now();
     let variant = model.variant;
-    let builder = model.checker();
+    let builder = model.remember_reached().checker();
     match variant {
         Variant::Fixed => {
             let builder = builder.threads(options.threads);
