@@ -44,6 +44,76 @@ const PINNED_DEFAULT: [(Variant, usize, &str, usize); 13] = [
     (Variant::LegacyLostPush, 2_054, "no lost task", 7),
 ];
 
+/// Evaluating every property in one stateright property, and `sometimes` properties only until
+/// first reached (`ProtocolModel::all_at_once`, `remember_reached`: what `check` does), gives
+/// the verdicts and the state counts stateright gives when it evaluates and records each property
+/// itself: on the fixed protocol of `faults` and `retry`, on `small` with a decider that breaks
+/// a property, on the call-by-call path, and on every legacy variant of `small`.
+#[test]
+fn properties_all_at_once_give_the_verdicts_of_each_property() {
+    let runs = [
+        ("faults", Variant::Fixed),
+        ("retry", Variant::Fixed),
+        ("retry", Variant::CallByCall),
+        ("small", Variant::LegacyArchive),
+        ("small", Variant::LegacyBlindReport),
+        ("small", Variant::LegacySweeper),
+        ("small", Variant::LegacyNonReentrant),
+        ("small", Variant::LegacyPoll),
+        ("small", Variant::LegacyTimeoutOverwrite),
+        ("small", Variant::LegacyUnlockedStart),
+        ("small", Variant::LegacyLostPush),
+    ];
+    let models = runs
+        .into_iter()
+        .map(|(name, variant)| {
+            let config = Config::named(name).expect("known config");
+            (
+                format!("{name}/{variant}"),
+                ProtocolModel::new(config, variant),
+            )
+        })
+        .chain(std::iter::once((
+            "small/fixed, decider completing too early".to_string(),
+            ProtocolModel::new(Config::small(), Variant::Fixed).with_decider(
+                |workflow: &Workflow| completes_too_early(workflow, &Config::small().definition),
+            ),
+        )));
+    for (name, model) in models {
+        let each = Options {
+            each_property: true,
+            threads: 1,
+            ..Options::default()
+        };
+        let together = Options {
+            threads: 1,
+            ..Options::default()
+        };
+        let by_each = check(model.clone(), each);
+        let at_once = check(model, together);
+        let verdicts = |report: &wfstate_models::model::Report| {
+            report
+                .verdicts
+                .iter()
+                .map(|v| (v.property, v.outcome))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(verdicts(&by_each), verdicts(&at_once), "{name}");
+        assert_eq!(by_each.states, at_once.states, "{name}");
+        assert_eq!(
+            by_each.counterexample.as_ref().map(|c| &c.actions),
+            at_once.counterexample.as_ref().map(|c| &c.actions),
+            "{name}"
+        );
+        if name.contains("too early") {
+            assert!(
+                verdicts(&at_once).contains(&("decisions accepted", Outcome::Violated)),
+                "a broken property is reported when all are evaluated at once"
+            );
+        }
+    }
+}
+
 /// Each Conductor defect on `default`: its counterexample, with pinned counts and lengths.
 #[test]
 fn every_legacy_variant_on_default_breaks_its_property() {

@@ -247,9 +247,11 @@ impl StoreState {
     /// Performs one call of the store contract. Total: every call has a reply, none fails (an
     /// in-memory store has no backend to lose).
     pub fn execute(&mut self, call: Call<'_>) -> Reply {
+        if let Some(reply) = self.query(&call) {
+            return reply;
+        }
         match call {
             Call::Insert { workflow, now_ms } => Reply::Inserted(self.insert(workflow, now_ms)),
-            Call::Load { id } => Reply::Loaded(self.workflows.get(id).cloned()),
             Call::Acquire {
                 id,
                 token,
@@ -279,7 +281,7 @@ impl StoreState {
                     .is_some_and(|workflow| workflow.status() == WorkflowStatus::Running);
                 Reply::Moved(!running && self.decider.remove(id))
             }
-            Call::DeciderDue { id } => Reply::Due(self.decider.due(id)),
+            Call::Load { .. } | Call::DeciderDue { .. } => unreachable!("answered by query"),
             Call::PollTask {
                 reference_name,
                 now_ms,
@@ -292,6 +294,18 @@ impl StoreState {
                 max,
             } => Reply::Outbox(self.take_outbox(now_ms, claim_ms, max)),
             Call::AckOutbox { sequence } => Reply::Moved(self.outbox.remove(&sequence).is_some()),
+        }
+    }
+
+    /// The reply to a call that changes nothing (`load`, `decider_due`), from a shared
+    /// reference, as [`execute`](StoreState::execute) gives it; `None` for every other call. A
+    /// holder of a shared store state (the model's successors share theirs) answers these
+    /// without copying it.
+    pub fn query(&self, call: &Call<'_>) -> Option<Reply> {
+        match *call {
+            Call::Load { id } => Some(Reply::Loaded(self.workflows.get(id).cloned())),
+            Call::DeciderDue { id } => Some(Reply::Due(self.decider.due(id))),
+            _ => None,
         }
     }
 

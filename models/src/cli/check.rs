@@ -165,6 +165,7 @@ pub fn run(arguments: Args) -> ExitCode {
             let options = Options {
                 threads,
                 progress: Some(progress),
+                ..Options::default()
             };
             let report = check(model, options);
             eprintln!(

@@ -1,6 +1,7 @@
 //! The properties checked on every reachable state: I1–I6, completion and the failure-handling
 //! properties as `always`, non-vacuity and edge coverage as `sometimes` (SPEC section 8).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use stateright::{Model, Property};
@@ -139,44 +140,163 @@ edges![
     ),
 ];
 
+/// The properties stateright checks: [`each`] property, or, when the model evaluates them all
+/// at once ([`ProtocolModel::all_at_once`]), one property that does.
+pub fn all(model: &ProtocolModel) -> Vec<Property<ProtocolModel>> {
+    if model.tally.mode == TallyMode::Combined {
+        return vec![Property::always(EVERY_PROPERTY, every_property)];
+    }
+    each(model)
+}
+
+/// The name of the one property of a model that evaluates them all at once.
+pub const EVERY_PROPERTY: &str = "every property";
+
 /// Every property the model's configuration can exercise, `always` first: the non-vacuity
 /// properties whose ingredient is configured (a failure budget, a terminator...) and the task
 /// edges its workers, budgets and definition can produce. Workers report only on attempts they
 /// polled, which the poll started, so the report edges out of SCHEDULED are not in the model
 /// (the golden tables and property tests cover them).
-pub fn all(model: &ProtocolModel) -> Vec<Property<ProtocolModel>> {
+pub fn each(model: &ProtocolModel) -> Vec<Property<ProtocolModel>> {
+    let always = always_list(model).map(|(name, condition)| Property::always(name, condition));
+    let sometimes =
+        sometimes_list(model).map(|(index, name)| Property::sometimes(name, ONCE[index]));
+    always.chain(sometimes).collect()
+}
+
+/// The `always` properties of the model's variant.
+fn always_list(model: &ProtocolModel) -> impl Iterator<Item = (&'static str, Condition)> {
     let fixed: &[(&str, Condition)] = if model.variant.is_alternative() {
         &[]
     } else {
         FIXED_ALWAYS
     };
-    let always = ALWAYS
-        .iter()
-        .chain(fixed)
-        .map(|&(name, condition)| Property::always(name, condition));
-    let sometimes = SOMETIMES
+    ALWAYS.iter().chain(fixed).copied()
+}
+
+/// The `sometimes` properties the configuration exercises, with their index in `SOMETIMES`
+/// then `EDGES`.
+fn sometimes_list(model: &ProtocolModel) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+    SOMETIMES
         .iter()
         .chain(EDGES)
         .enumerate()
         .filter(|(_, (name, _))| exercised(model, name))
-        .map(|(index, &(name, _))| Property::sometimes(name, ONCE[index]));
-    always.chain(sometimes).collect()
+        .map(|(index, &(name, _))| (index, name))
 }
+
+/// How many `always` properties there can be (`ALWAYS` and `FIXED_ALWAYS`).
+const MAX_ALWAYS: usize = 32;
+
+const _: () = assert!(ALWAYS.len() + FIXED_ALWAYS.len() <= MAX_ALWAYS);
 
 /// How many `sometimes` properties there can be (`SOMETIMES` and `EDGES`).
 pub const MAX_SOMETIMES: usize = 24;
 
-const _: () = assert!(SOMETIMES.len() + EDGES.len() <= MAX_SOMETIMES);
+// At most 32: `Tally::exercised` is a bit set.
+const _: () = assert!(SOMETIMES.len() + EDGES.len() <= MAX_SOMETIMES && MAX_SOMETIMES <= 32);
 
-/// `sometimes` property `I` (of `SOMETIMES` then `EDGES`) through the model's
-/// [`Reached`](super::protocol::Reached) flags.
+/// How a check records its properties.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum TallyMode {
+    /// stateright sees and records every property (the explorer, replays, definitions).
+    #[default]
+    Each,
+    /// As `Each`, but a `sometimes` property reads as unsatisfied once one state satisfied it.
+    Remember,
+    /// One stateright property evaluates them all; the tally's flags record the verdicts.
+    Combined,
+}
+
+/// Flags a check sets: `sometimes` properties reached (by index in `SOMETIMES` then `EDGES`),
+/// and, when all are evaluated at once, `always` properties broken (by index in the variant's
+/// list). A clone starts afresh, so a model copied for another check finds everything again.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) mode: TallyMode,
+    reached: [AtomicBool; MAX_SOMETIMES],
+    broken: [AtomicBool; MAX_ALWAYS],
+    /// `Combined`: the exercised `sometimes` properties (bit = index), listed once.
+    exercised: u32,
+}
+
+impl Clone for Tally {
+    fn clone(&self) -> Self {
+        Tally {
+            mode: self.mode,
+            exercised: self.exercised,
+            ..Tally::default()
+        }
+    }
+}
+
+impl Tally {
+    /// A tally for `model`'s properties.
+    pub(crate) fn new(mode: TallyMode, model: &ProtocolModel) -> Self {
+        let exercised = sometimes_list(model).fold(0, |bits, (index, _)| bits | 1 << index);
+        Tally {
+            mode,
+            exercised,
+            ..Tally::default()
+        }
+    }
+
+    /// `condition`, evaluated until it first holds, unless stateright records every state's.
+    fn once(&self, index: usize, condition: impl FnOnce() -> bool) -> bool {
+        if self.mode == TallyMode::Each {
+            return condition();
+        }
+        let flag = &self.reached[index];
+        if flag.load(Ordering::Relaxed) {
+            return false;
+        }
+        let holds = condition();
+        if holds {
+            flag.store(true, Ordering::Relaxed);
+        }
+        holds
+    }
+
+    /// With every property evaluated at once: did some state break (`always`) or satisfy
+    /// (`sometimes`) the property `name`? `None` when stateright recorded them itself.
+    pub(crate) fn found(&self, model: &ProtocolModel, name: &str) -> Option<bool> {
+        if self.mode != TallyMode::Combined {
+            return None;
+        }
+        if let Some(index) = always_list(model).position(|(always, _)| always == name) {
+            return Some(self.broken[index].load(Ordering::Relaxed));
+        }
+        let (index, _) = sometimes_list(model).find(|&(_, sometimes)| sometimes == name)?;
+        Some(self.reached[index].load(Ordering::Relaxed))
+    }
+}
+
+/// Evaluates every property of [`each`] on `state`, recording what broke or was reached in the
+/// model's [`Tally`]; stateright sees one property that always holds.
+fn every_property(model: &ProtocolModel, state: &State) -> bool {
+    let tally = &model.tally;
+    for (index, (_, condition)) in always_list(model).enumerate() {
+        if !condition(model, state) {
+            tally.broken[index].store(true, Ordering::Relaxed);
+        }
+    }
+    let mut exercised = tally.exercised;
+    while exercised != 0 {
+        let index = exercised.trailing_zeros() as usize;
+        exercised &= exercised - 1;
+        ONCE[index](model, state);
+    }
+    true
+}
+
+/// `sometimes` property `I` (of `SOMETIMES` then `EDGES`) through the model's [`Tally`].
 fn once<const I: usize>(model: &ProtocolModel, state: &State) -> bool {
     let (_, condition) = if I < SOMETIMES.len() {
         SOMETIMES[I]
     } else {
         EDGES[I - SOMETIMES.len()]
     };
-    model.reached.once(I, || condition(model, state))
+    model.tally.once(I, || condition(model, state))
 }
 
 macro_rules! once_table {

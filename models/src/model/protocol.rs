@@ -23,10 +23,11 @@ use super::legacy::{
     stepped, DecideMode, LegacyDecide, LegacyNext, LegacyPoll, LegacyReport, LegacyReportDecide,
     LegacySweep, LegacyTerminate, LegacyTimeOut, POSTPONED_MS,
 };
+use super::properties::{Tally, TallyMode};
 use super::state::{
     inner_decide_token, operator_token, report_decide_token, sweeper_token, ActorId, Budgets,
-    Ghost, Message, Operator, OperatorOp, PendingPlan, ReportRun, State, Sweeper, SweeperOp,
-    Worker, WorkerPoll, NOW_MS,
+    Ghost, Message, Operator, OperatorOp, PendingPlan, ReportRun, Shared, State, Sweeper,
+    SweeperOp, Worker, WorkerPoll, NOW_MS,
 };
 
 /// A decider shared by the model's threads.
@@ -158,53 +159,10 @@ pub struct ProtocolModel {
     /// The runtime settings the machines run with: every duration 1 ms at a fixed `now` of 0,
     /// so time passing is the environment's `Tick` and `Expire`.
     pub engine: EngineConfig,
-    /// The `sometimes` properties this check has reached already, when
-    /// [`remember_reached`](ProtocolModel::remember_reached) asked for it.
-    pub(crate) reached: Reached,
-}
-
-/// Flags, one per `sometimes` property (in [`super::properties::all`]'s order), set once a state
-/// satisfied it. A clone starts afresh, so a model copied for another check reaches everything
-/// again.
-#[derive(Debug, Default)]
-pub(crate) struct Reached {
-    enabled: bool,
-    flags: [std::sync::atomic::AtomicBool; super::properties::MAX_SOMETIMES],
-}
-
-impl Reached {
-    fn enabled() -> Self {
-        Reached {
-            enabled: true,
-            ..Reached::default()
-        }
-    }
-
-    /// `condition`, evaluated until it first holds when enabled.
-    pub(crate) fn once(&self, index: usize, condition: impl FnOnce() -> bool) -> bool {
-        use std::sync::atomic::Ordering;
-        if !self.enabled {
-            return condition();
-        }
-        let flag = &self.flags[index];
-        if flag.load(Ordering::Relaxed) {
-            return false;
-        }
-        let holds = condition();
-        if holds {
-            flag.store(true, Ordering::Relaxed);
-        }
-        holds
-    }
-}
-
-impl Clone for Reached {
-    fn clone(&self) -> Self {
-        Reached {
-            enabled: self.enabled,
-            ..Reached::default()
-        }
-    }
+    /// How this check records its properties: see
+    /// [`remember_reached`](ProtocolModel::remember_reached) and
+    /// [`all_at_once`](ProtocolModel::all_at_once).
+    pub(crate) tally: Tally,
 }
 
 /// With [`Config::atomic_operations`], the most store calls one model step runs of an
@@ -249,7 +207,7 @@ impl ProtocolModel {
             variant,
             decider,
             engine,
-            reached: Reached::default(),
+            tally: Tally::default(),
         }
     }
 
@@ -259,7 +217,19 @@ impl ProtocolModel {
     /// verdicts are the same: a `sometimes` property is reached if and only if one state
     /// satisfies it. `check` runs this way; the explorer shows every state's own values.
     pub fn remember_reached(mut self) -> Self {
-        self.reached = Reached::enabled();
+        self.tally = Tally::new(TallyMode::Remember, &self);
+        self
+    }
+
+    /// The same model, with every property evaluated in one stateright property (it also
+    /// remembers what was reached). stateright looks each property's name up in its shared
+    /// table of discoveries on every state, which cost more than most properties themselves;
+    /// here the model records which property broke or was reached in its own flags, read back
+    /// by [`super::run::check`] (whose fixed-protocol runs use this). The verdicts are the same:
+    /// each property is still evaluated on every state. Not for runs that stop at a named
+    /// property's first discovery (the legacy variants'): those need stateright to see the names.
+    pub fn all_at_once(mut self) -> Self {
+        self.tally = Tally::new(TallyMode::Combined, &self);
         self
     }
 
@@ -457,7 +427,7 @@ impl ProtocolModel {
 
     fn network_actions(&self, state: &State, actions: &mut Vec<Action>) {
         let mut previous: Option<&Message> = None;
-        for message in &state.network {
+        for message in state.network.iter() {
             if previous == Some(message) {
                 continue;
             }
@@ -493,7 +463,7 @@ impl ProtocolModel {
         if state.pending.iter().any(|p| p.actor == ActorId::Outbox) {
             return;
         }
-        match &state.outbox {
+        match &*state.outbox {
             None if state.store.outbox_ready(NOW_MS) => {
                 for fault in self.faults(state, Some(CallKind::TakeOutbox)) {
                     actions.push(Action::Outbox { fail: false, fault });
@@ -606,7 +576,11 @@ impl ProtocolModel {
                 }
                 reply
             }
-            call => state.store.execute(call),
+            // A call that changes nothing leaves the store shared with the previous state.
+            call => match state.store.query(&call) {
+                Some(reply) => reply,
+                None => state.store.execute(call),
+            },
         };
         if let (Call::Commit { step, .. }, Reply::Committed(committed)) = (&call, &reply) {
             match committed {
@@ -1200,7 +1174,7 @@ impl ProtocolModel {
                         reply
                     }
                     None => {
-                        state.outbox = Some(op);
+                        *state.outbox = Some(op);
                         return;
                     }
                 }
@@ -1214,7 +1188,7 @@ impl ProtocolModel {
                 .map(|pass| (pass.performed, pass.failed, pass.store_failure.is_some()));
             state.ghost.lost_output |= reported != Some(expected);
         } else {
-            state.outbox = Some(op);
+            *state.outbox = Some(op);
         }
     }
 
@@ -1356,28 +1330,28 @@ impl Model for ProtocolModel {
         let started = start.finish();
         let lost_output = started != Some(Ok(()));
         vec![State {
-            store,
-            sweepers: vec![
+            store: Shared::new(store),
+            sweepers: Shared::new(vec![
                 Sweeper {
                     op: None,
                     misses_left: self.config.lock_misses,
                 };
                 self.config.sweepers
-            ],
-            operator: Operator { next: 0, op: None },
-            workers: vec![
+            ]),
+            operator: Shared::new(Operator { next: 0, op: None }),
+            workers: Shared::new(vec![
                 Worker {
                     poll: None,
                     holding: None,
                     worked: None,
                 };
                 tasks
-            ],
-            reports: Vec::new(),
-            network: Vec::new(),
-            outbox: None,
-            pending: Vec::new(),
-            budgets: Budgets {
+            ]),
+            reports: Shared::new(Vec::new()),
+            network: Shared::new(Vec::new()),
+            outbox: Shared::new(None),
+            pending: Shared::new(Vec::new()),
+            budgets: Shared::new(Budgets {
                 duplicates: vec![self.config.duplicates_per_task; tasks],
                 effect_failures: self.config.effect_failures,
                 lease_expiries: self.config.lease_expiries,
@@ -1386,11 +1360,11 @@ impl Model for ProtocolModel {
                 ticks: self.config.ticks,
                 starter: u8::from(self.variant == Variant::LegacyUnlockedStart),
                 worker_failures: self.config.worker_failures.unwrap_or(0),
-            },
-            ghost: Ghost {
+            }),
+            ghost: Shared::new(Ghost {
                 lost_output,
                 ..Ghost::default()
-            },
+            }),
         }]
     }
 
@@ -1470,7 +1444,10 @@ impl Model for ProtocolModel {
                 state.store.reveal(NOW_MS);
             }
         }
-        state.store.canonicalize();
+        // A store still shared with the previous state is canonical already.
+        if !Shared::same(&state.store, &last.store) {
+            state.store.canonicalize();
+        }
         Some(state)
     }
 

@@ -91,6 +91,11 @@ pub struct Options {
     pub threads: usize,
     /// Called about once a second with (unique states, depth, seconds) during long runs.
     pub progress: Option<fn(usize, usize, f64)>,
+    /// Let stateright evaluate and record each property itself, as it does by default, instead
+    /// of one property that evaluates them all ([`ProtocolModel::all_at_once`]) and `sometimes`
+    /// properties evaluated until first reached ([`ProtocolModel::remember_reached`]). Slower,
+    /// with the same verdicts; for the test that compares the two (`docs/performance.md`).
+    pub each_property: bool,
 }
 
 impl Default for Options {
@@ -98,6 +103,7 @@ impl Default for Options {
         Options {
             threads: 2,
             progress: None,
+            each_property: false,
         }
     }
 }
@@ -110,13 +116,23 @@ impl Default for Options {
 pub fn check(model: ProtocolModel, options: Options) -> Report {
     let started = Instant::now();
     let variant = model.variant;
-    let builder = model.remember_reached().checker();
     match variant {
         Variant::Fixed => {
-            let builder = builder.threads(options.threads);
+            let model = if options.each_property {
+                model
+            } else {
+                model.all_at_once()
+            };
+            let builder = model.checker().threads(options.threads);
             collect(builder.spawn_dfs(), started, options)
         }
         _ => {
+            let model = if options.each_property {
+                model
+            } else {
+                model.remember_reached()
+            };
+            let builder = model.checker();
             let targets: BTreeSet<&'static str> =
                 variant.expected_failures().iter().copied().collect();
             let checker = builder
@@ -137,11 +153,13 @@ fn collect<C: Checker<ProtocolModel>>(checker: C, started: Instant, options: Opt
     let variant = model.variant;
     let discoveries = checker.discoveries();
     let settled = variant == Variant::Fixed;
-    let verdicts = model
-        .properties()
+    let verdicts = super::properties::each(model)
         .iter()
         .map(|property| {
-            let found = discoveries.contains_key(property.name);
+            let found = model
+                .tally
+                .found(model, property.name)
+                .unwrap_or_else(|| discoveries.contains_key(property.name));
             judge(
                 variant,
                 property.name,
@@ -228,8 +246,12 @@ fn wait<M: Model, C: Checker<M>>(
 /// `name`: a plain breadth-first search with parent links, stopped at the first violation. (The
 /// checker's own BFS path is not always the shortest when several threads or batches race.)
 pub fn shortest_counterexample(model: &ProtocolModel, name: &str) -> Option<Vec<Action>> {
-    let property = model.properties().into_iter().find(|p| p.name == name)?;
+    let property = super::properties::each(model)
+        .into_iter()
+        .find(|p| p.name == name)?;
     let init = model.init_states().remove(0);
+    // `State`'s shared parts cache their hash; it is a function of their (immutable) contents.
+    #[allow(clippy::mutable_key_type)]
     let mut parents: HashMap<State, Option<(State, Action)>> = HashMap::new();
     let mut frontier = VecDeque::from([init.clone()]);
     parents.insert(init, None);
@@ -286,8 +308,7 @@ pub struct Replay {
 /// Replays `actions` against `model` from its initial state, skipping actions it does not enable,
 /// and checks every `always` property after every step.
 pub fn replay(model: &ProtocolModel, actions: &[Action]) -> Replay {
-    let properties: Vec<_> = model
-        .properties()
+    let properties: Vec<_> = super::properties::each(model)
         .into_iter()
         .filter(|p| matches!(p.expectation, Expectation::Always))
         .collect();

@@ -2,7 +2,9 @@
 //! runtime's, or a legacy alternative), the network, budgets and ghost history. Small
 //! `Clone + Hash + Eq` values only, as stateright wants.
 
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use wfstate::runtime::{AdminOp, LeaseToken, OutboxOp, PollOp, ReportOp, StoreState, SweepOp};
@@ -165,29 +167,147 @@ pub enum ActorId {
     Outbox,
 }
 
-/// The whole model state.
+/// A part of the state that successors share until one changes it: cloning it is a reference
+/// count, and its hash is computed once (on first use) and kept, so a successor hashes only the
+/// parts its action changed. Reading goes through `Deref`; `DerefMut` copies a shared part first
+/// and forgets its hash. Equal contents, equal hashes, as `Hash` and `Eq` require.
+#[derive(Debug, Clone)]
+pub struct Shared<T>(Arc<(T, OnceLock<u64>)>);
+
+impl<T> Shared<T> {
+    /// A part holding `value`.
+    pub fn new(value: T) -> Self {
+        Shared(Arc::new((value, OnceLock::new())))
+    }
+
+    /// Do `a` and `b` share one value (neither was changed since one was cloned from the other)?
+    pub fn same(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0 .0
+    }
+}
+
+impl<T: Clone> DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        let (value, hash) = Arc::make_mut(&mut self.0);
+        *hash = OnceLock::new();
+        value
+    }
+}
+
+impl<T: PartialEq> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 .0 == other.0 .0
+    }
+}
+
+impl<T: Eq> Eq for Shared<T> {}
+
+impl<T: Hash> Hash for Shared<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let summary = self.0 .1.get_or_init(|| {
+            let mut hasher = PartHasher::default();
+            self.0 .0.hash(&mut hasher);
+            hasher.finish()
+        });
+        state.write_u64(*summary);
+    }
+}
+
+/// The summary hash of a [`Shared`] part: each written word is folded in with a 64×64→128-bit
+/// multiply (the mixing step of wyhash and aHash's fallback), so every input bit reaches every
+/// output bit. Fixed keys: the same contents give the same summary in every thread and run.
+#[derive(Debug)]
+struct PartHasher {
+    hash: u64,
+}
+
+impl Default for PartHasher {
+    fn default() -> Self {
+        PartHasher {
+            hash: 0x243f_6a88_85a3_08d3,
+        }
+    }
+}
+
+impl PartHasher {
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn fold(&mut self, word: u64) {
+        let product = u128::from(self.hash ^ word) * u128::from(Self::MULTIPLIER);
+        self.hash = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for PartHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.fold(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        let mut word = [0; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        // The length tells "ab" from "ab\0".
+        self.fold(u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56));
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.fold(u64::from(value));
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.fold(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.fold(value);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.fold(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let product = u128::from(self.hash) * u128::from(0x082e_fa98_ec4e_6c89_u64);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+}
+
+/// The whole model state. Every part is [`Shared`] between a state and its successors until a
+/// step changes it (most steps change one actor and the ghost; about two steps in three leave
+/// the store as it was).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct State {
     /// The store: the runtime's own pure state.
-    pub store: StoreState,
+    pub store: Shared<StoreState>,
     /// Sweepers.
-    pub sweepers: Vec<Sweeper>,
+    pub sweepers: Shared<Vec<Sweeper>>,
     /// The operator.
-    pub operator: Operator,
+    pub operator: Shared<Operator>,
     /// Workers, one per definition task.
-    pub workers: Vec<Worker>,
+    pub workers: Shared<Vec<Worker>>,
     /// Reports being handled, in delivery order.
-    pub reports: Vec<ReportRun>,
+    pub reports: Shared<Vec<ReportRun>>,
     /// Reports not yet delivered, sorted (a multiset).
-    pub network: Vec<Message>,
+    pub network: Shared<Vec<Message>>,
     /// The outbox runner's pass in progress.
-    pub outbox: Option<OutboxOp>,
+    pub outbox: Shared<Option<OutboxOp>>,
     /// Call-by-call store path: commits whose queue plans are still to apply.
-    pub pending: Vec<PendingPlan>,
+    pub pending: Shared<Vec<PendingPlan>>,
     /// Budgets left.
-    pub budgets: Budgets,
+    pub budgets: Shared<Budgets>,
     /// History the properties need.
-    pub ghost: Ghost,
+    pub ghost: Shared<Ghost>,
 }
 
 /// What the bounded environment may still do.
@@ -257,15 +377,18 @@ static WORKFLOW_ID: std::sync::LazyLock<WorkflowId> =
 impl State {
     /// The workflow's id.
     pub fn id() -> WorkflowId {
-        WorkflowId::new(WORKFLOW)
+        WORKFLOW_ID.clone()
     }
 
     /// The stored workflow. The model starts exactly one, in the initial state: a store that
     /// loses it is a bug of the store, and the check stops on it. (That the store's counting and
-    /// listing accessors agree with its contents is the property "store views agree".)
+    /// listing accessors agree with its contents is the property "store views agree", which
+    /// also holds the lookup by id to this one.) Listed rather than looked up: the properties read
+    /// it many times a state, and a one-entry map lists it without hashing the id.
     pub fn workflow(&self) -> &Arc<Workflow> {
         self.store
-            .workflow(&WORKFLOW_ID)
+            .workflows()
+            .next()
             .expect("the model starts its one workflow in the initial state")
     }
 
@@ -279,9 +402,11 @@ impl State {
         let lease = store.lease(&WORKFLOW_ID);
         let mut leases = store.leases();
         let lease_listed = leases.next() == lease.as_ref().map(|lease| (&*WORKFLOW_ID, lease));
+        let found = store.workflow(&WORKFLOW_ID);
         store.workflow_count() == 1
             && store.workflows().count() == 1
             && listed == Some(&*WORKFLOW_ID)
+            && found.is_some_and(|found| Arc::ptr_eq(found, self.workflow()))
             && store.decider_len() == usize::from(queued)
             && lease_listed
             && leases.next().is_none()

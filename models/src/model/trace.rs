@@ -347,7 +347,7 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
             ),
         ),
         Action::Outbox { fail, fault: f } => {
-            let what = match &state.outbox {
+            let what = match &*state.outbox {
                 None => "take_outbox".to_string(),
                 Some(op) => call_of(op),
             };
