@@ -5,11 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use stateright::{Model, Property};
-use wfstate::runtime::{InspectError, InspectOp, Inspection, Next, Operation, StoreFailure};
-use wfstate::{check, Invariant, TaskStatus, WorkflowStatus};
+use wfstate::runtime::{
+    EngineConfig, InspectError, InspectOp, Inspection, Next, Operation, StoreFailure, StoreState,
+};
+use wfstate::{check, Invariant, TaskStatus, Workflow, WorkflowStatus};
 
-use super::protocol::ProtocolModel;
-use super::state::{State, NOW_MS};
+use super::protocol::{ProtocolModel, SharedDecider};
+use super::state::{Shared, State, NOW_MS};
 
 type Condition = fn(&ProtocolModel, &State) -> bool;
 
@@ -347,9 +349,35 @@ fn exercised(model: &ProtocolModel, name: &str) -> bool {
 }
 
 fn holds(state: &State, invariant: Invariant) -> bool {
-    check(state.workflow())
+    violated(state.workflow())
         .iter()
-        .all(|violation| violation.invariant() != invariant)
+        .all(|&violated| violated != invariant)
+}
+
+thread_local! {
+    /// The invariants `wfstate::check` found broken in the workflow last checked on this thread.
+    /// Successor states share their workflow until a commit changes it, and five properties
+    /// ask about the same one. The entry holds the workflow, so its address cannot be reused by
+    /// another while it is cached, and a shared workflow is never changed in place.
+    static LAST_CHECKED: std::cell::RefCell<Option<(Arc<Workflow>, Vec<Invariant>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The invariants `wfstate::check` reports broken in `workflow`.
+fn violated(workflow: &Arc<Workflow>) -> Vec<Invariant> {
+    LAST_CHECKED.with_borrow_mut(|last| {
+        if let Some((checked, violated)) = last {
+            if Arc::ptr_eq(checked, workflow) {
+                return violated.clone();
+            }
+        }
+        let violated: Vec<Invariant> = check(workflow)
+            .iter()
+            .map(|violation| violation.invariant())
+            .collect();
+        *last = Some((Arc::clone(workflow), violated.clone()));
+        violated
+    })
 }
 
 /// At rest, a RUNNING workflow that needs a decision is due now, or its entry is leased by a pop
@@ -421,6 +449,38 @@ fn inspect_agrees(model: &ProtocolModel, state: &State) -> bool {
     if state.in_flight() || !free {
         return true;
     }
+    // What follows reads only the store, the decider and the settings; successor states share
+    // their store until a step changes it, so the last answer on this thread often stands. The
+    // entry holds the store and the decider, so neither address can be reused while cached.
+    LAST_INSPECTED.with_borrow_mut(|last| {
+        if let Some((store, decider, engine, agrees)) = last {
+            if Shared::same(store, &state.store)
+                && Arc::ptr_eq(decider, &model.decider)
+                && *engine == model.engine
+            {
+                return *agrees;
+            }
+        }
+        let agrees = inspect_agrees_now(model, state);
+        *last = Some((
+            state.store.clone(),
+            Arc::clone(&model.decider),
+            model.engine.clone(),
+            agrees,
+        ));
+        agrees
+    })
+}
+
+thread_local! {
+    /// The store last inspected on this thread, with the decider and settings, and the answer.
+    #[allow(clippy::type_complexity)]
+    static LAST_INSPECTED: std::cell::RefCell<
+        Option<(Shared<StoreState>, SharedDecider, EngineConfig, bool)>,
+    > = const { std::cell::RefCell::new(None) };
+}
+
+fn inspect_agrees_now(model: &ProtocolModel, state: &State) -> bool {
     let mut store = state.store.clone();
     let token = super::state::inspect_token();
     let mut op = InspectOp::new(State::id(), token, NOW_MS, &model.engine);

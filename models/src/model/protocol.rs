@@ -165,6 +165,20 @@ pub struct ProtocolModel {
     pub(crate) tally: Tally,
 }
 
+/// Sets a ghost flag (when `$cond` holds), copying the shared ghost only if the flag changes.
+macro_rules! mark {
+    ($state:expr, $flag:ident) => {
+        if !$state.ghost.$flag {
+            $state.ghost.$flag = true;
+        }
+    };
+    ($state:expr, $flag:ident, $cond:expr) => {
+        if $cond {
+            mark!($state, $flag)
+        }
+    };
+}
+
 /// With [`Config::atomic_operations`], the most store calls one model step runs of an
 /// operation. No machine needs as many when nothing interleaves (a sweep makes five, a poll three
 /// plus two per stale entry it drops); one that did would go on in later steps, interleaved.
@@ -268,17 +282,19 @@ impl ProtocolModel {
             .is_none_or(|lease| !lease.is_valid_at(NOW_MS) || lease.holder == token)
     }
 
-    fn faults(&self, state: &State, kind: Option<CallKind>) -> Vec<Fault> {
-        let mut faults = vec![Fault::None];
-        if let Some(kind) = kind {
-            if state.budgets.store_failures > 0 {
-                faults.push(Fault::NotDone);
-                if !matches!(kind, CallKind::Load | CallKind::DeciderDue) {
-                    faults.push(Fault::Ambiguous);
-                }
-            }
-        }
-        faults
+    fn faults(
+        &self,
+        state: &State,
+        kind: Option<CallKind>,
+    ) -> std::iter::Take<std::array::IntoIter<Fault, 3>> {
+        let all = [Fault::None, Fault::NotDone, Fault::Ambiguous];
+        let count = match kind {
+            Some(_) if state.budgets.store_failures == 0 => 1,
+            Some(CallKind::Load | CallKind::DeciderDue) => 2,
+            Some(_) => 3,
+            None => 1,
+        };
+        all.into_iter().take(count)
     }
 
     fn sweep_actions(&self, state: &State, actions: &mut Vec<Action>) {
@@ -536,7 +552,7 @@ impl ProtocolModel {
         let mut pended = false;
         if fault != Fault::None {
             state.budgets.store_failures -= 1;
-            state.ghost.store_failed = true;
+            mark!(state, store_failed);
         }
         if fault == Fault::NotDone {
             return Some(Err(StoreFailure::not_done("model: the call failed")));
@@ -594,11 +610,11 @@ impl ProtocolModel {
                         .workflow
                         .is_some_and(|change| change.to == WorkflowStatus::Terminated);
                     if terminated && (!state.network.is_empty() || !state.reports.is_empty()) {
-                        state.ghost.terminated_with_report_in_flight = true;
+                        mark!(state, terminated_with_report_in_flight);
                     }
-                    state.ghost.ambiguous_commit |= fault == Fault::Ambiguous;
+                    mark!(state, ambiguous_commit, fault == Fault::Ambiguous);
                 }
-                CommitReply::Stale { .. } => state.ghost.stale_write_rejected = true,
+                CommitReply::Stale { .. } => mark!(state, stale_write_rejected),
                 CommitReply::Unknown => {}
             }
         }
@@ -621,8 +637,8 @@ impl ProtocolModel {
                 state.ghost.broken.push(invariant);
             }
         }
-        state.ghost.paused |= after.status() == WorkflowStatus::Paused;
-        state.ghost.retried |= through_retry;
+        mark!(state, paused, after.status() == WorkflowStatus::Paused);
+        mark!(state, retried, through_retry);
     }
 
     /// A legacy machine's next step for `actor`: its store call (atomic: a legacy machine never
@@ -698,7 +714,7 @@ impl ProtocolModel {
             LegacyNext::PushTasks { tasks } => {
                 if fail {
                     state.budgets.effect_failures -= 1;
-                    state.ghost.effect_failed = true;
+                    mark!(state, effect_failed);
                     return Reply::Performed(false);
                 }
                 // The rows as created (a renamed second row included), not yet queued.
@@ -726,10 +742,10 @@ impl ProtocolModel {
             }
             LegacyNext::Enqueue => state.store.push_to_decider(&id, NOW_MS),
             LegacyNext::Archive => {
-                state.ghost.archived = true;
+                mark!(state, archived);
                 if fail {
                     state.budgets.effect_failures -= 1;
-                    state.ghost.effect_failed = true;
+                    mark!(state, effect_failed);
                 }
                 return Reply::Performed(!fail);
             }
@@ -825,12 +841,12 @@ impl ProtocolModel {
             SweeperOp::Fixed(sweep) if matches!(sweep.next(), Next::Done) => {
                 let token = sweep.token();
                 let outcome = sweep.finish();
-                state.ghost.lost_output |= outcome.is_none();
+                mark!(state, lost_output, outcome.is_none());
                 if matches!(
                     outcome,
                     Some(Err(wfstate::runtime::SweepError::Rejected { .. }))
                 ) {
-                    state.ghost.decision_rejected = true;
+                    mark!(state, decision_rejected);
                 }
                 self.check_released(state, token, release_failed);
             }
@@ -846,7 +862,7 @@ impl ProtocolModel {
             .lease(&State::id())
             .is_some_and(|lease| lease.holder == token);
         if holding && !failed {
-            state.ghost.finished_holding_lease = true;
+            mark!(state, finished_holding_lease);
         }
     }
 
@@ -923,7 +939,7 @@ impl ProtocolModel {
                     outcome,
                     Some(Err(wfstate::runtime::AdminError::Locked { .. }))
                 );
-                state.ghost.lost_output |= outcome.is_none() || locked;
+                mark!(state, lost_output, outcome.is_none() || locked);
                 self.check_released(state, token, release_failed);
             }
             OperatorOp::Legacy(terminate) if matches!(terminate.next(), LegacyNext::Done) => {}
@@ -984,7 +1000,7 @@ impl ProtocolModel {
             return;
         }
         let polled = poll.finish();
-        state.ghost.lost_output |= polled.is_none();
+        mark!(state, lost_output, polled.is_none());
         if let Some(Ok(Some(polled))) = polled {
             let retry = state
                 .workflow()
@@ -1110,7 +1126,7 @@ impl ProtocolModel {
                 op.resume(reply, &*self.decider);
                 if matches!(op.next(), Next::Done) {
                     let outcome = op.clone().finish();
-                    state.ghost.lost_output |= outcome.is_none();
+                    mark!(state, lost_output, outcome.is_none());
                     match outcome {
                         Some(Ok(applied)) if applied.step.outcome() == Outcome::Progress => {
                             state.ghost.last_edge =
@@ -1158,10 +1174,10 @@ impl ProtocolModel {
                 expected = (0, usize::from(fail), false);
                 if fail {
                     state.budgets.effect_failures -= 1;
-                    state.ghost.effect_failed = true;
+                    mark!(state, effect_failed);
                 } else {
-                    state.ghost.effect_retried |= entry.attempts > 1;
-                    state.ghost.archived |= entry.effect == wfstate::Effect::Archive;
+                    mark!(state, effect_retried, entry.attempts > 1);
+                    mark!(state, archived, entry.effect == wfstate::Effect::Archive);
                 }
                 Ok(Reply::Performed(!fail))
             }
@@ -1186,7 +1202,7 @@ impl ProtocolModel {
             let reported = pass
                 .as_ref()
                 .map(|pass| (pass.performed, pass.failed, pass.store_failure.is_some()));
-            state.ghost.lost_output |= reported != Some(expected);
+            mark!(state, lost_output, reported != Some(expected));
         } else {
             *state.outbox = Some(op);
         }
@@ -1426,7 +1442,7 @@ impl Model for ProtocolModel {
                 state.store.expire_lease(&State::id());
                 if !orphan {
                     state.budgets.lease_expiries -= 1;
-                    state.ghost.lease_expired = true;
+                    mark!(state, lease_expired);
                 }
             }
             Action::Tick => {

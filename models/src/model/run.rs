@@ -230,7 +230,7 @@ fn wait<M: Model, C: Checker<M>>(
     let Some(report) = progress else { return };
     let mut next = Duration::from_secs(1);
     while !checker.is_done() {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
         if started.elapsed() >= next {
             report(
                 checker.unique_state_count(),

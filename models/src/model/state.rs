@@ -4,7 +4,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use wfstate::runtime::{AdminOp, LeaseToken, OutboxOp, PollOp, ReportOp, StoreState, SweepOp};
@@ -172,12 +173,23 @@ pub enum ActorId {
 /// parts its action changed. Reading goes through `Deref`; `DerefMut` copies a shared part first
 /// and forgets its hash. Equal contents, equal hashes, as `Hash` and `Eq` require.
 #[derive(Debug, Clone)]
-pub struct Shared<T>(Arc<(T, OnceLock<u64>)>);
+pub struct Shared<T>(Arc<(T, HashCell)>);
+
+/// A part's hash once computed; 0 until then (a computed 0 is stored as 1). Threads that race
+/// to compute it compute the same value.
+#[derive(Debug, Default)]
+struct HashCell(AtomicU64);
+
+impl Clone for HashCell {
+    fn clone(&self) -> Self {
+        HashCell(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
 
 impl<T> Shared<T> {
     /// A part holding `value`.
     pub fn new(value: T) -> Self {
-        Shared(Arc::new((value, OnceLock::new())))
+        Shared(Arc::new((value, HashCell::default())))
     }
 
     /// Do `a` and `b` share one value (neither was changed since one was cloned from the other)?
@@ -197,7 +209,7 @@ impl<T> Deref for Shared<T> {
 impl<T: Clone> DerefMut for Shared<T> {
     fn deref_mut(&mut self) -> &mut T {
         let (value, hash) = Arc::make_mut(&mut self.0);
-        *hash = OnceLock::new();
+        *hash = HashCell::default();
         value
     }
 }
@@ -212,12 +224,15 @@ impl<T: Eq> Eq for Shared<T> {}
 
 impl<T: Hash> Hash for Shared<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let summary = self.0 .1.get_or_init(|| {
+        let cell = &self.0 .1 .0;
+        let mut summary = cell.load(Ordering::Relaxed);
+        if summary == 0 {
             let mut hasher = PartHasher::default();
             self.0 .0.hash(&mut hasher);
-            hasher.finish()
-        });
-        state.write_u64(*summary);
+            summary = hasher.finish().max(1);
+            cell.store(summary, Ordering::Relaxed);
+        }
+        state.write_u64(summary);
     }
 }
 
