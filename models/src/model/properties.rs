@@ -387,8 +387,8 @@ fn no_stall(model: &ProtocolModel, state: &State) -> bool {
     // The decider last: it is the one costly test, and most states pass before it.
     state.in_flight()
         || state.status() != WorkflowStatus::Running
-        || state.store.decider_ready(&id, NOW_MS)
-        || state.store.decider_holder(&id).is_some()
+        || state.store.decider_ready(id, NOW_MS)
+        || state.store.decider_holder(id).is_some()
         || model.decider.decide(state.workflow()) == wfstate::Decision::Wait
 }
 
@@ -429,7 +429,7 @@ fn task_queues_exact(_: &ProtocolModel, state: &State) -> bool {
 fn queue_violation(state: &State) -> Option<Invariant> {
     let inspection = Inspection {
         workflow: Arc::clone(state.workflow()),
-        due_ms: state.store.decider_due(&State::id()),
+        due_ms: state.store.decider_due(State::id()),
     };
     inspection.queue_violation()
 }
@@ -444,7 +444,7 @@ fn i6a(_: &ProtocolModel, state: &State) -> bool {
 fn inspect_agrees(model: &ProtocolModel, state: &State) -> bool {
     let free = state
         .store
-        .lease(&State::id())
+        .lease(State::id())
         .is_none_or(|lease| !lease.is_valid_at(NOW_MS));
     if state.in_flight() || !free {
         return true;
@@ -483,7 +483,7 @@ thread_local! {
 fn inspect_agrees_now(model: &ProtocolModel, state: &State) -> bool {
     let mut store = state.store.clone();
     let token = super::state::inspect_token();
-    let mut op = InspectOp::new(State::id(), token, NOW_MS, &model.engine);
+    let mut op = InspectOp::new(State::id().clone(), token, NOW_MS, &model.engine);
     for _ in 0..8 {
         let Next::Call(call) = op.next() else { break };
         let reply = store.execute(call);
@@ -491,16 +491,16 @@ fn inspect_agrees_now(model: &ProtocolModel, state: &State) -> bool {
     }
     let expected = Inspection {
         workflow: Arc::clone(state.workflow()),
-        due_ms: state.store.decider_due(&State::id()),
+        due_ms: state.store.decider_due(State::id()),
     };
     let agrees = matches!(op.finish(), Some(Ok(inspection)) if inspection == expected)
         && store
-            .lease(&State::id())
+            .lease(State::id())
             .is_none_or(|lease| lease.holder != token);
     // The same inspect with its acquire ambiguous (granted, reply lost): it fails with the
     // store error and releases the lease it may hold.
     let mut store = state.store.clone();
-    let mut op = InspectOp::new(State::id(), token, NOW_MS, &model.engine);
+    let mut op = InspectOp::new(State::id().clone(), token, NOW_MS, &model.engine);
     let mut first = true;
     for _ in 0..8 {
         let Next::Call(call) = op.next() else { break };
@@ -515,7 +515,7 @@ fn inspect_agrees_now(model: &ProtocolModel, state: &State) -> bool {
     }
     let recovered = matches!(op.finish(), Some(Err(InspectError::Store(_))))
         && store
-            .lease(&State::id())
+            .lease(State::id())
             .is_none_or(|lease| lease.holder != token);
     agrees && recovered
 }

@@ -259,7 +259,7 @@ impl ProtocolModel {
 
     fn attempt_id(&self, message: &Message) -> TaskId {
         TaskId::attempt(
-            &State::id(),
+            State::id(),
             self.reference(message.task),
             message.retry_count,
         )
@@ -278,7 +278,7 @@ impl ProtocolModel {
     fn lease_free(state: &State, token: wfstate::runtime::LeaseToken) -> bool {
         state
             .store
-            .lease(&State::id())
+            .lease(State::id())
             .is_none_or(|lease| !lease.is_valid_at(NOW_MS) || lease.holder == token)
     }
 
@@ -301,7 +301,7 @@ impl ProtocolModel {
         for (index, sweeper) in state.sweepers.iter().enumerate() {
             let kind = match &sweeper.op {
                 None => {
-                    let ready = state.store.decider_ready(&State::id(), NOW_MS)
+                    let ready = state.store.decider_ready(State::id(), NOW_MS)
                         && self.worth_sweeping(state);
                     if !ready {
                         continue;
@@ -517,7 +517,7 @@ impl ProtocolModel {
         for index in 0..state.pending.len() {
             actions.push(Action::ApplyPlan { index: index as u8 });
         }
-        if let Some(lease) = state.store.lease(&State::id()) {
+        if let Some(lease) = state.store.lease(State::id()) {
             // A lease whose holder finished (its release failed) runs out as time passes; one
             // whose holder still runs expires only within the budget.
             let orphan = !holds_live_lease(state, lease.holder);
@@ -733,14 +733,14 @@ impl ProtocolModel {
             }
             LegacyNext::Postpone => {
                 state.store.execute(Call::Requeue {
-                    id: &id,
+                    id,
                     due_ms: POSTPONED_MS,
                 });
             }
             LegacyNext::Dequeue => {
-                state.store.remove_from_decider(&id);
+                state.store.remove_from_decider(id);
             }
-            LegacyNext::Enqueue => state.store.push_to_decider(&id, NOW_MS),
+            LegacyNext::Enqueue => state.store.push_to_decider(id, NOW_MS),
             LegacyNext::Archive => {
                 mark!(state, archived);
                 if fail {
@@ -771,13 +771,13 @@ impl ProtocolModel {
                 .collect(),
         };
         let status = state.status();
-        state.store.apply_plan(&id, &plan, status, NOW_MS);
+        state.store.apply_plan(id, &plan, status, NOW_MS);
     }
 
     fn overwrite(&self, state: &mut State, status: WorkflowStatus, tasks: Vec<wfstate::Task>) {
         let before = Arc::clone(state.workflow());
         let version = state.ghost.commits + 1;
-        let workflow = Workflow::from_parts(State::id(), status, version, tasks)
+        let workflow = Workflow::from_parts(State::id().clone(), status, version, tasks)
             .expect("a legacy write keeps task ids unique");
         state.store.overwrite(workflow);
         self.record_write(state, &before, false);
@@ -859,7 +859,7 @@ impl ProtocolModel {
     fn check_released(&self, state: &mut State, token: wfstate::runtime::LeaseToken, failed: bool) {
         let holding = state
             .store
-            .lease(&State::id())
+            .lease(State::id())
             .is_some_and(|lease| lease.holder == token);
         if holding && !failed {
             mark!(state, finished_holding_lease);
@@ -893,7 +893,7 @@ impl ProtocolModel {
                     }
                     _ if legacy => OperatorOp::Legacy(LegacyTerminate::new(operator_token())),
                     input => OperatorOp::Fixed(AdminOp::new(
-                        State::id(),
+                        State::id().clone(),
                         input,
                         operator_token(),
                         NOW_MS,
@@ -1028,7 +1028,7 @@ impl ProtocolModel {
     /// and creates the task rows of that decision.
     fn start(&self, state: &mut State) {
         state.budgets.starter = 0;
-        let created = Workflow::new(State::id());
+        let created = Workflow::new(State::id().clone());
         let Decision::Act(input) = self.decider.decide(&created) else {
             return;
         };
@@ -1095,7 +1095,7 @@ impl ProtocolModel {
         } else {
             let report = Report::new(task, message.status);
             ReportRun::Fixed(
-                ReportOp::new(State::id(), report, NOW_MS, &self.engine),
+                ReportOp::new(State::id().clone(), report, NOW_MS, &self.engine),
                 message.clone(),
             )
         };
@@ -1216,7 +1216,7 @@ impl ProtocolModel {
         let pending = state.pending.remove(index);
         state
             .store
-            .apply_plan(&State::id(), &pending.plan, pending.status, NOW_MS);
+            .apply_plan(State::id(), &pending.plan, pending.status, NOW_MS);
         let decider: &dyn Decider = &*self.decider;
         match pending.actor {
             ActorId::Sweeper(index) => {
@@ -1338,7 +1338,7 @@ impl Model for ProtocolModel {
         let tasks = self.config.definition.tasks.len();
         // The workflow is started by the runtime's own start operation.
         let mut store = wfstate::runtime::StoreState::new();
-        let mut start = StartOp::new(State::id(), NOW_MS);
+        let mut start = StartOp::new(State::id().clone(), NOW_MS);
         while let Next::Call(call) = start.next() {
             let reply = store.execute(call);
             start.resume(Ok(reply), &*self.decider);
@@ -1437,9 +1437,9 @@ impl Model for ProtocolModel {
             Action::Expire => {
                 let orphan = state
                     .store
-                    .lease(&State::id())
+                    .lease(State::id())
                     .is_some_and(|lease| !holds_live_lease(&state, lease.holder));
-                state.store.expire_lease(&State::id());
+                state.store.expire_lease(State::id());
                 if !orphan {
                     state.budgets.lease_expiries -= 1;
                     mark!(state, lease_expired);

@@ -391,8 +391,8 @@ static WORKFLOW_ID: std::sync::LazyLock<WorkflowId> =
 
 impl State {
     /// The workflow's id.
-    pub fn id() -> WorkflowId {
-        WORKFLOW_ID.clone()
+    pub fn id() -> &'static WorkflowId {
+        &WORKFLOW_ID
     }
 
     /// The stored workflow. The model starts exactly one, in the initial state: a store that
@@ -435,7 +435,7 @@ impl State {
 
     /// Is the workflow in the decider queue (hidden or not)?
     pub fn queued(&self) -> bool {
-        self.store.decider_due(&State::id()).is_some()
+        self.store.decider_due(State::id()).is_some()
     }
 
     /// Is any operation on the workflow in flight? A sweep from taking the id until it released

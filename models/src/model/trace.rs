@@ -166,12 +166,12 @@ fn line(step: usize, actor: String, action: String, state: &State) -> TraceLine 
             tasks.join(" ")
         },
         version: workflow.version(),
-        queue: match state.store.decider_due(&id) {
+        queue: match state.store.decider_due(id) {
             None => "absent".into(),
-            Some(_) if state.store.decider_ready(&id, NOW_MS) => "ready".into(),
+            Some(_) if state.store.decider_ready(id, NOW_MS) => "ready".into(),
             Some(_) => "hidden".into(),
         },
-        lock: match state.store.lease(&id) {
+        lock: match state.store.lease(id) {
             None => "free".into(),
             Some(lease) => {
                 let holder = format!("{}", lease.holder);
