@@ -218,7 +218,7 @@ pub(crate) struct Tally {
     pub(crate) mode: TallyMode,
     reached: [AtomicBool; MAX_SOMETIMES],
     broken: [AtomicBool; MAX_ALWAYS],
-    /// `Combined`: the exercised `sometimes` properties (bit = index), listed once.
+    /// The exercised `sometimes` properties (bit = index), listed once; read in `Combined`.
     exercised: u32,
 }
 

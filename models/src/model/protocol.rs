@@ -229,7 +229,8 @@ impl ProtocolModel {
     /// after that it reads as unsatisfied, so the checker stops recording the same discovery
     /// again (stateright re-inserts it, with a copy of its path, on every satisfying state). The
     /// verdicts are the same: a `sometimes` property is reached if and only if one state
-    /// satisfies it. `check` runs this way; the explorer shows every state's own values.
+    /// satisfies it. `check` runs the legacy variants this way (the fixed protocol
+    /// [`all_at_once`](ProtocolModel::all_at_once)); the explorer shows every state's own values.
     pub fn remember_reached(mut self) -> Self {
         self.tally = Tally::new(TallyMode::Remember, &self);
         self
@@ -240,7 +241,9 @@ impl ProtocolModel {
     /// table of discoveries on every state, which cost more than most properties themselves;
     /// here the model records which property broke or was reached in its own flags, read back
     /// by [`super::run::check`] (whose fixed-protocol runs use this). The verdicts are the same:
-    /// each property is still evaluated on every state. Not for runs that stop at a named
+    /// each `always` property is still evaluated on every state, each `sometimes` property until
+    /// a state satisfies it. The configuration and variant must not change afterwards (the
+    /// exercised properties are listed here, once). Not for runs that stop at a named
     /// property's first discovery (the legacy variants'): those need stateright to see the names.
     pub fn all_at_once(mut self) -> Self {
         self.tally = Tally::new(TallyMode::Combined, &self);
@@ -1344,6 +1347,8 @@ impl Model for ProtocolModel {
             start.resume(Ok(reply), &*self.decider);
         }
         let started = start.finish();
+        // Canonical from the start: a successor that leaves the store shared is not renumbered.
+        store.canonicalize();
         let lost_output = started != Some(Ok(()));
         vec![State {
             store: Shared::new(store),

@@ -246,6 +246,11 @@ fn wait<M: Model, C: Checker<M>>(
 /// `name`: a plain breadth-first search with parent links, stopped at the first violation. (The
 /// checker's own BFS path is not always the shortest when several threads or batches race.)
 pub fn shortest_counterexample(model: &ProtocolModel, name: &str) -> Option<Vec<Action>> {
+    // A model of its own, whose properties answer on every state (not only until reached).
+    let model = &ProtocolModel {
+        tally: Default::default(),
+        ..model.clone()
+    };
     let property = super::properties::each(model)
         .into_iter()
         .find(|p| p.name == name)?;

@@ -172,8 +172,15 @@ pub enum ActorId {
 /// count, and its hash is computed once (on first use) and kept, so a successor hashes only the
 /// parts its action changed. Reading goes through `Deref`; `DerefMut` copies a shared part first
 /// and forgets its hash. Equal contents, equal hashes, as `Hash` and `Eq` require.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Shared<T>(Arc<(T, HashCell)>);
+
+/// Shows the value only (whether its hash is cached yet is not part of the state).
+impl<T: std::fmt::Debug> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0 .0.fmt(f)
+    }
+}
 
 /// A part's hash once computed; 0 until then (a computed 0 is stored as 1). Threads that race
 /// to compute it compute the same value.
