@@ -44,6 +44,22 @@ const PINNED_DEFAULT: [(Variant, usize, &str, usize); 13] = [
     (Variant::LegacyLostPush, 2_054, "no lost task", 7),
 ];
 
+/// The runs a change of how the checker explores is compared on: the fixed protocol of `faults`
+/// and `retry`, the call-by-call path of `retry`, and every legacy variant of `small`.
+const SOUNDNESS_RUNS: [(&str, Variant); 11] = [
+    ("faults", Variant::Fixed),
+    ("retry", Variant::Fixed),
+    ("retry", Variant::CallByCall),
+    ("small", Variant::LegacyArchive),
+    ("small", Variant::LegacyBlindReport),
+    ("small", Variant::LegacySweeper),
+    ("small", Variant::LegacyNonReentrant),
+    ("small", Variant::LegacyPoll),
+    ("small", Variant::LegacyTimeoutOverwrite),
+    ("small", Variant::LegacyUnlockedStart),
+    ("small", Variant::LegacyLostPush),
+];
+
 /// Evaluating every property in one stateright property, and `sometimes` properties only until
 /// first reached (`ProtocolModel::all_at_once`, `remember_reached`: what `check` does), gives
 /// the verdicts and the state counts stateright gives when it evaluates and records each property
@@ -51,20 +67,7 @@ const PINNED_DEFAULT: [(Variant, usize, &str, usize); 13] = [
 /// a property, on the call-by-call path, and on every legacy variant of `small`.
 #[test]
 fn properties_all_at_once_give_the_verdicts_of_each_property() {
-    let runs = [
-        ("faults", Variant::Fixed),
-        ("retry", Variant::Fixed),
-        ("retry", Variant::CallByCall),
-        ("small", Variant::LegacyArchive),
-        ("small", Variant::LegacyBlindReport),
-        ("small", Variant::LegacySweeper),
-        ("small", Variant::LegacyNonReentrant),
-        ("small", Variant::LegacyPoll),
-        ("small", Variant::LegacyTimeoutOverwrite),
-        ("small", Variant::LegacyUnlockedStart),
-        ("small", Variant::LegacyLostPush),
-    ];
-    let models = runs
+    let models = SOUNDNESS_RUNS
         .into_iter()
         .map(|(name, variant)| {
             let config = Config::named(name).expect("known config");
@@ -228,20 +231,7 @@ fn faults_admin_and_retry_configurations_with_pinned_counts() {
 /// states.
 #[test]
 fn quiet_outbox_reduction_keeps_every_verdict() {
-    let runs = [
-        ("faults", Variant::Fixed),
-        ("retry", Variant::Fixed),
-        ("retry", Variant::CallByCall),
-        ("small", Variant::LegacyArchive),
-        ("small", Variant::LegacyBlindReport),
-        ("small", Variant::LegacySweeper),
-        ("small", Variant::LegacyNonReentrant),
-        ("small", Variant::LegacyPoll),
-        ("small", Variant::LegacyTimeoutOverwrite),
-        ("small", Variant::LegacyUnlockedStart),
-        ("small", Variant::LegacyLostPush),
-    ];
-    for (name, variant) in runs {
+    for (name, variant) in SOUNDNESS_RUNS {
         let reduced = Config::named(name)
             .expect("known config")
             .for_variant(variant);

@@ -137,26 +137,19 @@ impl<K: Ord + Hash + Eq + Clone> LeasedQueue<K> {
         }
         // Renumbering keeps the order, so the entries go back in the order they came out. A
         // few are taken out onto the stack, which keeps the map's node (no allocation).
-        let mut renumber = |number: usize, (due_ms, key): (u64, K)| {
-            let sequence = number as u64 + 1;
-            if let Some(slot) = self.slots.get_mut(&key) {
-                slot.sequence = sequence;
-            }
-            ((due_ms, sequence), key)
-        };
+        let mut few: [Option<((u64, u64), K)>; INLINE] = std::array::from_fn(|_| None);
+        let mut many = BTreeMap::new();
         if len <= INLINE {
-            let taken: [Option<((u64, u64), K)>; INLINE] =
-                std::array::from_fn(|_| self.order.pop_first());
-            for (number, ((due_ms, _), key)) in taken.into_iter().flatten().enumerate() {
-                let (order, key) = renumber(number, (due_ms, key));
-                self.order.insert(order, key);
-            }
+            few = std::array::from_fn(|_| self.order.pop_first());
         } else {
-            let order = std::mem::take(&mut self.order);
-            for (number, ((due_ms, _), key)) in order.into_iter().enumerate() {
-                let (order, key) = renumber(number, (due_ms, key));
-                self.order.insert(order, key);
+            many = std::mem::take(&mut self.order);
+        }
+        let entries = few.into_iter().flatten().chain(many);
+        for (number, ((due_ms, _), key)) in (1..).zip(entries) {
+            if let Some(slot) = self.slots.get_mut(&key) {
+                slot.sequence = number;
             }
+            self.order.insert((due_ms, number), key);
         }
         self.next_sequence = len as u64;
     }
