@@ -91,11 +91,17 @@ pub struct CallFailed {
 }
 
 impl CallFailed {
+    // Failure paths are cold and out of line here and in each machine's failure helpers: the
+    // machines' hot arms stay small in the instruction cache (docs/performance.md).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn new(call: CallKind, failure: StoreFailure) -> Self {
         CallFailed { call, failure }
     }
 
     /// A reply that does not answer its call: a store bug, treated as an ambiguous failure.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn mismatch(call: CallKind) -> Self {
         CallFailed {
             call,

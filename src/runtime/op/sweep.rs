@@ -144,11 +144,15 @@ impl SweepOp {
     }
 
     /// The workflow is gone: its entry goes too.
+    #[cold]
+    #[inline(never)]
     fn unknown(id: WorkflowId) -> Pc {
         let outcome = Ok(Sweep::Unknown { id: id.clone() });
         Pc::Drop { id, outcome }
     }
 
+    #[cold]
+    #[inline(never)]
     fn failed(&self, id: Option<WorkflowId>, failure: CallFailed) -> Pc {
         let outcome = Err(SweepError::Store(failure));
         match id {

@@ -75,10 +75,14 @@ impl ReportOp {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn failed(failure: CallFailed) -> ReportPc {
         ReportPc::Done(Err(ReportError::Store(failure)))
     }
 
+    #[cold]
+    #[inline(never)]
     fn unknown(&self) -> ReportPc {
         ReportPc::Done(Err(ReportError::UnknownWorkflow {
             id: self.id.clone(),
@@ -233,6 +237,8 @@ impl<'a> PollOp<'a> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn failed(failure: CallFailed) -> PollPc {
         PollPc::Done(Err(PollError::Store(failure)))
     }
