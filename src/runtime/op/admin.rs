@@ -31,10 +31,10 @@ use super::super::contract::{
     Call, CallKind, CommitReply, Committer, LeaseToken, QueuePlan, Reply, StoreFailure,
 };
 use super::write::Applied;
-use super::{replied, CallFailed, Decider, Next, Operation};
+use super::{replied, CallFailed, Decider, Next, Operation, Pending};
 use crate::runtime::error::{AdminError, InspectError, StartError};
 use crate::runtime::EngineConfig;
-use crate::{transition, Input, Invariant, Step, Workflow, WorkflowId, WorkflowStatus};
+use crate::{transition, Input, Invariant, Workflow, WorkflowId, WorkflowStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum AdminPc {
@@ -43,8 +43,7 @@ enum AdminPc {
         conflicts: u32,
     },
     Commit {
-        step: Step,
-        plan: QueuePlan,
+        pending: Box<Pending>,
         conflicts: u32,
     },
     Release(Result<Applied, AdminError>),
@@ -104,8 +103,7 @@ impl AdminOp {
             Ok(step) if step.is_applied() => {
                 let plan = QueuePlan::of(&self.id, &step, Committer::Caller);
                 AdminPc::Commit {
-                    step,
-                    plan,
+                    pending: Pending::boxed(step, plan),
                     conflicts,
                 }
             }
@@ -131,10 +129,10 @@ impl Operation for AdminOp {
                 now_ms: self.now_ms,
             },
             AdminPc::Load { .. } => Call::Load { id },
-            AdminPc::Commit { step, plan, .. } => Call::Commit {
+            AdminPc::Commit { pending, .. } => Call::Commit {
                 id,
-                step,
-                plan,
+                step: &pending.step,
+                plan: &pending.plan,
                 now_ms: self.now_ms,
             },
             AdminPc::Release(_) => Call::Release {
@@ -166,12 +164,11 @@ impl Operation for AdminOp {
                 Ok(_) => AdminOp::release(CallFailed::mismatch(CallKind::Load)),
                 Err(failure) => AdminOp::release(failure),
             },
-            AdminPc::Commit {
-                step, conflicts, ..
-            } => match replied(CallKind::Commit, reply) {
-                Ok(Reply::Committed(CommitReply::Done(_))) => {
-                    AdminPc::Release(Ok(Applied { step, conflicts }))
-                }
+            AdminPc::Commit { pending, conflicts } => match replied(CallKind::Commit, reply) {
+                Ok(Reply::Committed(CommitReply::Done(_))) => AdminPc::Release(Ok(Applied {
+                    step: pending.step,
+                    conflicts,
+                })),
                 Ok(Reply::Committed(CommitReply::Stale { .. }))
                     if conflicts + 1 < self.max_attempts =>
                 {

@@ -19,8 +19,24 @@ pub use outbox::{OutboxOp, OutboxPass};
 pub use sweep::{Sweep, SweepOp};
 pub use write::{Applied, PollOp, Polled, ReportOp};
 
-use super::contract::{Call, CallKind, OutboxEntry, Reply, StoreFailure};
-use crate::{decide, Decision, Definition, Workflow};
+use super::contract::{Call, CallKind, OutboxEntry, QueuePlan, Reply, StoreFailure};
+use crate::{decide, Decision, Definition, Step, Workflow};
+
+/// An applied step and its queue plan, waiting in a machine's Commit state. Boxed there: it is
+/// most of a machine's size, and a small state is moved on each call without a `memcpy`
+/// (docs/performance.md). Equality and hashing see through the box, so the model's states are
+/// the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Pending {
+    pub(crate) step: Step,
+    pub(crate) plan: QueuePlan,
+}
+
+impl Pending {
+    pub(crate) fn boxed(step: Step, plan: QueuePlan) -> Box<Pending> {
+        Box::new(Pending { step, plan })
+    }
+}
 
 /// What an operation needs next.
 #[derive(Debug)]

@@ -16,7 +16,7 @@
 use super::super::contract::{
     Call, CallKind, CommitReply, Committer, LeaseToken, QueuePlan, Reply, StoreFailure,
 };
-use super::{replied, CallFailed, Decider, Next, Operation};
+use super::{replied, CallFailed, Decider, Next, Operation, Pending};
 use crate::runtime::error::SweepError;
 use crate::runtime::EngineConfig;
 use crate::{transition, Decision, Input, Step, WorkflowId, WorkflowStatus};
@@ -72,6 +72,8 @@ pub enum Sweep {
 
 type Outcome = Result<Sweep, SweepError>;
 
+/// The machine's state. The sweep's outcome, once known, waits in [`SweepOp::outcome`] rather
+/// than in here: a small state is cheap to move on each call (docs/performance.md).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Pc {
     Pop,
@@ -87,24 +89,20 @@ enum Pc {
     },
     Commit {
         id: WorkflowId,
-        step: Step,
-        plan: QueuePlan,
+        pending: Box<Pending>,
         conflicts: u32,
     },
     Requeue {
         id: WorkflowId,
         due_ms: u64,
-        outcome: Outcome,
     },
     Drop {
         id: WorkflowId,
-        outcome: Outcome,
     },
     Release {
         id: WorkflowId,
-        outcome: Outcome,
     },
-    Done(Outcome),
+    Done,
 }
 
 /// One sweep of the first due workflow, as a state machine (the table in this module's source
@@ -118,6 +116,9 @@ pub struct SweepOp {
     sweep_delay_ms: u64,
     max_attempts: u32,
     pc: Pc,
+    /// Set on entering Requeue, Drop, Release or Done (the outcome they carry in the table);
+    /// `None` before.
+    outcome: Option<Outcome>,
 }
 
 impl SweepOp {
@@ -131,6 +132,7 @@ impl SweepOp {
             sweep_delay_ms: config.sweep_delay_ms,
             max_attempts: config.attempts(),
             pc: Pc::Pop,
+            outcome: None,
         }
     }
 
@@ -143,40 +145,57 @@ impl SweepOp {
         self.now_ms.saturating_add(self.sweep_delay_ms)
     }
 
+    /// Enters `pc` with `outcome`.
+    fn with(&mut self, pc: Pc, outcome: Outcome) -> Pc {
+        self.outcome = Some(outcome);
+        pc
+    }
+
     /// The workflow is gone: its entry goes too.
     #[cold]
     #[inline(never)]
-    fn unknown(id: WorkflowId) -> Pc {
-        let outcome = Ok(Sweep::Unknown { id: id.clone() });
-        Pc::Drop { id, outcome }
+    fn unknown(&mut self, id: WorkflowId) -> Pc {
+        self.outcome = Some(Ok(Sweep::Unknown { id: id.clone() }));
+        Pc::Drop { id }
     }
 
     #[cold]
     #[inline(never)]
-    fn failed(&self, id: Option<WorkflowId>, failure: CallFailed) -> Pc {
-        let outcome = Err(SweepError::Store(failure));
+    fn failed(&mut self, id: Option<WorkflowId>, failure: CallFailed) -> Pc {
+        self.outcome = Some(Err(SweepError::Store(failure)));
         match id {
-            Some(id) => Pc::Release { id, outcome },
-            None => Pc::Done(outcome),
+            Some(id) => Pc::Release { id },
+            None => Pc::Done,
         }
+    }
+
+    /// A release that failed: an outcome that was a success becomes the failure (what was
+    /// done stands; the caller learns the lease was not released, it runs out by itself).
+    #[cold]
+    #[inline(never)]
+    fn release_failed(&mut self, failure: CallFailed) {
+        self.outcome = self
+            .outcome
+            .take()
+            .map(|outcome| outcome.and(Err(SweepError::Store(failure))));
     }
 
     /// The decider's answer on a workflow read under the lock.
     fn decide(
-        &self,
+        &mut self,
         id: WorkflowId,
         conflicts: u32,
         workflow: &crate::Workflow,
         decider: &dyn Decider,
     ) -> Pc {
         let status = workflow.status();
-        let waiting = |op: &SweepOp, id: WorkflowId| Pc::Requeue {
-            due_ms: op.later(),
-            outcome: Ok(Sweep::Waiting {
+        let waiting = |op: &mut SweepOp, id: WorkflowId| {
+            let outcome = Ok(Sweep::Waiting {
                 id: id.clone(),
                 conflicts,
-            }),
-            id,
+            });
+            let due_ms = op.later();
+            op.with(Pc::Requeue { id, due_ms }, outcome)
         };
         let input = match decider.decide(workflow) {
             Decision::Act(input) => Input::Engine(input),
@@ -186,7 +205,7 @@ impl SweepOp {
                     status,
                     conflicts,
                 });
-                return Pc::Drop { id, outcome };
+                return self.with(Pc::Drop { id }, outcome);
             }
             // `Idle` on a RUNNING workflow (a custom decider's choice) waits: it stays queued.
             Decision::Wait | Decision::Idle => return waiting(self, id),
@@ -196,21 +215,20 @@ impl SweepOp {
                 let plan = QueuePlan::of(&id, &step, Committer::Sweeper);
                 Pc::Commit {
                     id,
-                    step,
-                    plan,
+                    pending: Pending::boxed(step, plan),
                     conflicts,
                 }
             }
             // The decision is already true (a duplicate): nothing to do until something changes.
             Ok(_) => waiting(self, id),
-            Err(rejection) => Pc::Requeue {
-                due_ms: self.later(),
-                outcome: Err(SweepError::Rejected {
+            Err(rejection) => {
+                let outcome = Err(SweepError::Rejected {
                     id: id.clone(),
                     rejection,
-                }),
-                id,
-            },
+                });
+                let due_ms = self.later();
+                self.with(Pc::Requeue { id, due_ms }, outcome)
+            }
         }
     }
 }
@@ -237,25 +255,25 @@ impl Operation for SweepOp {
                 due_ms: self.now_ms,
             },
             Pc::Load { id, .. } => Call::Load { id },
-            Pc::Commit { id, step, plan, .. } => Call::Commit {
+            Pc::Commit { id, pending, .. } => Call::Commit {
                 id,
-                step,
-                plan,
+                step: &pending.step,
+                plan: &pending.plan,
                 now_ms: self.now_ms,
             },
             // Conditional on our pop: a report that ended a task since our read moved the entry
             // (due at once), and a decision taken on the older state must not delay it.
-            Pc::Requeue { id, due_ms, .. } => Call::HandBack {
+            Pc::Requeue { id, due_ms } => Call::HandBack {
                 id,
                 token: self.token,
                 due_ms: *due_ms,
             },
-            Pc::Drop { id, .. } => Call::DropIfNotRunning { id },
-            Pc::Release { id, .. } => Call::Release {
+            Pc::Drop { id } => Call::DropIfNotRunning { id },
+            Pc::Release { id } => Call::Release {
                 id,
                 token: self.token,
             },
-            Pc::Done(_) => return Next::Done,
+            Pc::Done => return Next::Done,
         };
         Next::Call(call)
     }
@@ -264,7 +282,7 @@ impl Operation for SweepOp {
         let pc = std::mem::replace(&mut self.pc, Pc::Pop);
         self.pc = match pc {
             Pc::Pop => match replied(CallKind::PopDecider, reply) {
-                Ok(Reply::Popped(None)) => Pc::Done(Ok(Sweep::Empty)),
+                Ok(Reply::Popped(None)) => self.with(Pc::Done, Ok(Sweep::Empty)),
                 Ok(Reply::Popped(Some(id))) => Pc::Acquire { id },
                 Ok(_) => self.failed(None, CallFailed::mismatch(CallKind::PopDecider)),
                 // A pop that may have happened left its entry hidden: it reappears after unack.
@@ -279,29 +297,28 @@ impl Operation for SweepOp {
                 Err(failure) => self.failed(None, failure),
             },
             Pc::HandBack { id } => match replied(CallKind::HandBack, reply) {
-                Ok(Reply::Moved(_)) => Pc::Done(Ok(Sweep::Busy { id })),
+                Ok(Reply::Moved(_)) => self.with(Pc::Done, Ok(Sweep::Busy { id })),
                 Ok(_) => self.failed(None, CallFailed::mismatch(CallKind::HandBack)),
                 Err(failure) => self.failed(None, failure),
             },
             Pc::Load { id, conflicts } => match replied(CallKind::Load, reply) {
                 Ok(Reply::Loaded(Some(workflow))) => self.decide(id, conflicts, &workflow, decider),
-                Ok(Reply::Loaded(None)) => SweepOp::unknown(id),
+                Ok(Reply::Loaded(None)) => self.unknown(id),
                 Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::Load)),
                 Err(failure) => self.failed(Some(id), failure),
             },
             Pc::Commit {
                 id,
-                step,
+                pending,
                 conflicts,
-                ..
             } => match replied(CallKind::Commit, reply) {
                 Ok(Reply::Committed(CommitReply::Done(_))) => {
                     let outcome = Ok(Sweep::Applied {
                         id: id.clone(),
-                        step,
+                        step: pending.step,
                         conflicts,
                     });
-                    Pc::Release { id, outcome }
+                    self.with(Pc::Release { id }, outcome)
                 }
                 Ok(Reply::Committed(CommitReply::Stale { .. }))
                     if conflicts + 1 < self.max_attempts =>
@@ -311,41 +328,47 @@ impl Operation for SweepOp {
                         conflicts: conflicts + 1,
                     }
                 }
-                Ok(Reply::Committed(CommitReply::Stale { .. })) => Pc::Requeue {
-                    due_ms: self.now_ms,
-                    outcome: Err(SweepError::Contention {
+                Ok(Reply::Committed(CommitReply::Stale { .. })) => {
+                    let outcome = Err(SweepError::Contention {
                         id: id.clone(),
                         attempts: self.max_attempts,
-                    }),
-                    id,
-                },
-                Ok(Reply::Committed(CommitReply::Unknown)) => SweepOp::unknown(id),
+                    });
+                    let due_ms = self.now_ms;
+                    self.with(Pc::Requeue { id, due_ms }, outcome)
+                }
+                Ok(Reply::Committed(CommitReply::Unknown)) => self.unknown(id),
                 Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::Commit)),
                 // Committed or not, the entry is safe: the commit's plan settled it, or it is
                 // still hidden by our pop and reappears after unack.
                 Err(failure) => self.failed(Some(id), failure),
             },
-            Pc::Requeue { id, outcome, .. } => match replied(CallKind::HandBack, reply) {
-                Ok(Reply::Moved(_)) => Pc::Release { id, outcome },
+            // Requeue, Drop and Release keep the outcome they were entered with, unless their
+            // call fails: then the failure is the outcome (the table's "failed → …(error)").
+            Pc::Requeue { id, .. } => match replied(CallKind::HandBack, reply) {
+                Ok(Reply::Moved(_)) => Pc::Release { id },
                 Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::HandBack)),
                 Err(failure) => self.failed(Some(id), failure),
             },
-            Pc::Drop { id, outcome } => match replied(CallKind::DropIfNotRunning, reply) {
-                Ok(Reply::Moved(_)) => Pc::Release { id, outcome },
+            Pc::Drop { id } => match replied(CallKind::DropIfNotRunning, reply) {
+                Ok(Reply::Moved(_)) => Pc::Release { id },
                 Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::DropIfNotRunning)),
                 Err(failure) => self.failed(Some(id), failure),
             },
-            Pc::Release { outcome, .. } => match replied(CallKind::Release, reply) {
-                // `false`: our lease expired and was taken over; the version fenced every write
-                // made after that (I4), nothing to undo.
-                Ok(Reply::Released(_)) => Pc::Done(outcome),
-                Ok(_) => Pc::Done(outcome.and(Err(SweepError::Store(CallFailed::mismatch(
-                    CallKind::Release,
-                ))))),
-                // The lease runs out by itself; what the sweep did stands.
-                Err(failure) => Pc::Done(outcome.and(Err(SweepError::Store(failure)))),
-            },
-            done @ Pc::Done(_) => done,
+            Pc::Release { .. } => {
+                let failure = match replied(CallKind::Release, reply) {
+                    // `false`: our lease expired and was taken over; the version fenced every
+                    // write made after that (I4), nothing to undo.
+                    Ok(Reply::Released(_)) => None,
+                    Ok(_) => Some(CallFailed::mismatch(CallKind::Release)),
+                    // The lease runs out by itself; what the sweep did stands.
+                    Err(failure) => Some(failure),
+                };
+                if let Some(failure) = failure {
+                    self.release_failed(failure);
+                }
+                Pc::Done
+            }
+            Pc::Done => Pc::Done,
         };
     }
 
@@ -359,13 +382,13 @@ impl Operation for SweepOp {
             Pc::Requeue { .. } => "Requeue",
             Pc::Drop { .. } => "Drop",
             Pc::Release { .. } => "Release",
-            Pc::Done(_) => "Done",
+            Pc::Done => "Done",
         }
     }
 
     fn finish(self) -> Option<Outcome> {
         match self.pc {
-            Pc::Done(outcome) => Some(outcome),
+            Pc::Done => self.outcome,
             _ => None,
         }
     }

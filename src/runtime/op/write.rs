@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::super::contract::{
     Call, CallKind, CommitReply, Committer, QueuePlan, QueuedTask, Reply, StoreFailure,
 };
-use super::{replied, CallFailed, Decider, Next, Operation};
+use super::{replied, CallFailed, Decider, Next, Operation, Pending};
 use crate::runtime::error::{PollError, ReportError};
 use crate::runtime::EngineConfig;
 use crate::{transition, EngineInput, Input, Report, Step, TaskId, TaskStatus, WorkflowId};
@@ -39,18 +39,21 @@ pub struct Applied {
     pub conflicts: u32,
 }
 
+/// The machine's state; the output, once known, waits in [`ReportOp::output`] (a small state
+/// is cheap to move on each call, docs/performance.md).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ReportPc {
     Load {
         conflicts: u32,
     },
     Commit {
-        step: Step,
-        plan: QueuePlan,
+        pending: Box<Pending>,
         conflicts: u32,
     },
-    Done(Result<Applied, ReportError>),
+    Done,
 }
+
+type ReportOutput = Result<Applied, ReportError>;
 
 /// A worker's report, as a state machine (the table in this module's source and in
 /// `docs/design.md`). A report that ends a task wakes its workflow in the decider queue.
@@ -61,6 +64,8 @@ pub struct ReportOp {
     now_ms: u64,
     max_attempts: u32,
     pc: ReportPc,
+    /// Set on entering Done.
+    output: Option<ReportOutput>,
 }
 
 impl ReportOp {
@@ -72,21 +77,26 @@ impl ReportOp {
             now_ms,
             max_attempts: config.attempts(),
             pc: ReportPc::Load { conflicts: 0 },
+            output: None,
         }
     }
 
-    #[cold]
-    #[inline(never)]
-    fn failed(failure: CallFailed) -> ReportPc {
-        ReportPc::Done(Err(ReportError::Store(failure)))
+    fn done(&mut self, output: ReportOutput) -> ReportPc {
+        self.output = Some(output);
+        ReportPc::Done
     }
 
     #[cold]
     #[inline(never)]
-    fn unknown(&self) -> ReportPc {
-        ReportPc::Done(Err(ReportError::UnknownWorkflow {
-            id: self.id.clone(),
-        }))
+    fn failed(&mut self, failure: CallFailed) -> ReportPc {
+        self.done(Err(ReportError::Store(failure)))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unknown(&mut self) -> ReportPc {
+        let id = self.id.clone();
+        self.done(Err(ReportError::UnknownWorkflow { id }))
     }
 }
 
@@ -96,13 +106,13 @@ impl Operation for ReportOp {
     fn next(&self) -> Next<'_> {
         match &self.pc {
             ReportPc::Load { .. } => Next::Call(Call::Load { id: &self.id }),
-            ReportPc::Commit { step, plan, .. } => Next::Call(Call::Commit {
+            ReportPc::Commit { pending, .. } => Next::Call(Call::Commit {
                 id: &self.id,
-                step,
-                plan,
+                step: &pending.step,
+                plan: &pending.plan,
                 now_ms: self.now_ms,
             }),
-            ReportPc::Done(_) => Next::Done,
+            ReportPc::Done => Next::Done,
         }
     }
 
@@ -114,27 +124,25 @@ impl Operation for ReportOp {
                     Ok(step) if step.is_applied() => {
                         let plan = QueuePlan::of(&self.id, &step, Committer::Report);
                         ReportPc::Commit {
-                            step,
-                            plan,
+                            pending: Pending::boxed(step, plan),
                             conflicts,
                         }
                     }
-                    Ok(step) => ReportPc::Done(Ok(Applied { step, conflicts })),
-                    Err(rejection) => ReportPc::Done(Err(ReportError::Rejected {
-                        id: self.id.clone(),
-                        rejection,
-                    })),
+                    Ok(step) => self.done(Ok(Applied { step, conflicts })),
+                    Err(rejection) => {
+                        let id = self.id.clone();
+                        self.done(Err(ReportError::Rejected { id, rejection }))
+                    }
                 },
                 Ok(Reply::Loaded(None)) => self.unknown(),
-                Ok(_) => ReportOp::failed(CallFailed::mismatch(CallKind::Load)),
-                Err(failure) => ReportOp::failed(failure),
+                Ok(_) => self.failed(CallFailed::mismatch(CallKind::Load)),
+                Err(failure) => self.failed(failure),
             },
-            ReportPc::Commit {
-                step, conflicts, ..
-            } => match replied(CallKind::Commit, reply) {
-                Ok(Reply::Committed(CommitReply::Done(_))) => {
-                    ReportPc::Done(Ok(Applied { step, conflicts }))
-                }
+            ReportPc::Commit { pending, conflicts } => match replied(CallKind::Commit, reply) {
+                Ok(Reply::Committed(CommitReply::Done(_))) => self.done(Ok(Applied {
+                    step: pending.step,
+                    conflicts,
+                })),
                 Ok(Reply::Committed(CommitReply::Stale { .. }))
                     if conflicts + 1 < self.max_attempts =>
                 {
@@ -143,16 +151,14 @@ impl Operation for ReportOp {
                     }
                 }
                 Ok(Reply::Committed(CommitReply::Stale { .. })) => {
-                    ReportPc::Done(Err(ReportError::Contention {
-                        id: self.id.clone(),
-                        attempts: self.max_attempts,
-                    }))
+                    let (id, attempts) = (self.id.clone(), self.max_attempts);
+                    self.done(Err(ReportError::Contention { id, attempts }))
                 }
                 Ok(Reply::Committed(CommitReply::Unknown)) => self.unknown(),
-                Ok(_) => ReportOp::failed(CallFailed::mismatch(CallKind::Commit)),
-                Err(failure) => ReportOp::failed(failure),
+                Ok(_) => self.failed(CallFailed::mismatch(CallKind::Commit)),
+                Err(failure) => self.failed(failure),
             },
-            done @ ReportPc::Done(_) => done,
+            ReportPc::Done => ReportPc::Done,
         };
     }
 
@@ -160,13 +166,13 @@ impl Operation for ReportOp {
         match self.pc {
             ReportPc::Load { .. } => "Load",
             ReportPc::Commit { .. } => "Commit",
-            ReportPc::Done(_) => "Done",
+            ReportPc::Done => "Done",
         }
     }
 
     fn finish(self) -> Option<Self::Output> {
         match self.pc {
-            ReportPc::Done(output) => Some(output),
+            ReportPc::Done => self.output,
             ReportPc::Load { .. } | ReportPc::Commit { .. } => None,
         }
     }
@@ -197,8 +203,7 @@ enum PollPc {
     },
     Commit {
         queued: QueuedTask,
-        step: Step,
-        plan: QueuePlan,
+        pending: Box<Pending>,
         conflicts: u32,
     },
     Drop {
@@ -268,8 +273,7 @@ impl<'a> PollOp<'a> {
                 let plan = QueuePlan::of(&queued.workflow, &step, Committer::Caller);
                 PollPc::Commit {
                     queued,
-                    step,
-                    plan,
+                    pending: Pending::boxed(step, plan),
                     conflicts,
                 }
             }
@@ -293,11 +297,11 @@ impl Operation for PollOp<'_> {
                 id: &queued.workflow,
             },
             PollPc::Commit {
-                queued, step, plan, ..
+                queued, pending, ..
             } => Call::Commit {
                 id: &queued.workflow,
-                step,
-                plan,
+                step: &pending.step,
+                plan: &pending.plan,
                 now_ms: self.now_ms,
             },
             PollPc::Drop { task } => Call::DropTask { task },
