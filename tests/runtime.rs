@@ -11,8 +11,8 @@ use std::sync::Arc;
 use wfstate::runtime::{
     AdminError, Call, CallFailed, CallKind, CommitReply, Committer, DeciderPlan, Engine,
     EngineConfig, InMemoryStore, InspectError, Lease, LeaseToken, OutboxEntry, QueuePlan,
-    QueuedTask, Receipt, Reply, ReportError, StartError, Store, StoreFailure, StoreState, Sweep,
-    SweepError,
+    QueuedTask, Receipt, Reply, ReportError, SessionCall, StartError, Store, StoreFailure,
+    StoreState, Sweep, SweepError,
 };
 use wfstate::{
     transition, AdminInput, Decision, Definition, Effect, EngineInput, Input, NewTask, Rejection,
@@ -1244,4 +1244,91 @@ fn task_queue_and_outbox_calls_report_what_they_did() {
         (again[0].sequence, again[0].attempts),
         (taken[1].sequence, 2)
     );
+}
+
+/// A store that forwards to an `InMemoryStore` through its sessions and records, per session,
+/// the calls made in it; `inside` is set while a session runs.
+#[derive(Default)]
+struct Sessions {
+    inner: InMemoryStore,
+    log: std::sync::Mutex<Vec<Vec<CallKind>>>,
+    inside: std::sync::atomic::AtomicBool,
+}
+
+impl Store for Sessions {
+    fn call(&self, call: Call<'_>) -> Result<Reply, StoreFailure> {
+        self.log.lock().expect("log").push(vec![call.kind()]);
+        self.inner.call(call)
+    }
+
+    fn session(&self, calls: &mut dyn FnMut(&mut SessionCall<'_>)) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut kinds = Vec::new();
+        self.inner.session(&mut |inner| {
+            self.inside.store(true, SeqCst);
+            calls(&mut |call| {
+                kinds.push(call.kind());
+                inner(call)
+            });
+            self.inside.store(false, SeqCst);
+        });
+        self.log.lock().expect("log").push(kinds);
+    }
+}
+
+/// The engine's store sessions (`Store::session`): consecutive calls of one operation go to the
+/// store together, up to the reply the decider reads, and the decider (user code) never runs
+/// inside a session. The in-memory store runs a session under one lock.
+#[test]
+fn runtime_sessions_group_calls_and_never_hold_the_decider() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(Sessions::default());
+    let watched = Arc::clone(&store);
+    let linear = definition();
+    let decider = move |workflow: &Workflow| {
+        assert!(
+            !watched.inside.load(SeqCst),
+            "the decider ran inside a store session"
+        );
+        wfstate::decide(workflow, &linear)
+    };
+    let engine = Engine::new(Arc::clone(&store), decider);
+    let take = |store: &Sessions| std::mem::take(&mut *store.log.lock().expect("log"));
+    let workflow = id("sessions");
+
+    engine.start(workflow.clone(), 0).expect("fresh id");
+    assert_eq!(take(&store), [vec![CallKind::Insert]]);
+
+    assert!(matches!(engine.sweep_once(0), Ok(Sweep::Applied { .. })));
+    assert_eq!(
+        take(&store),
+        [
+            vec![CallKind::PopDecider, CallKind::Acquire, CallKind::Load],
+            vec![CallKind::Commit, CallKind::Release],
+        ],
+        "a sweep: up to the load the decider reads, then the commit and the release"
+    );
+
+    let polled = engine.poll_task("fetch", 0).expect("poll").expect("a task");
+    assert_eq!(
+        take(&store),
+        [vec![CallKind::PollTask, CallKind::Load, CallKind::Commit]]
+    );
+    let report = Report::new(polled.task, ReportStatus::Completed);
+    engine.report(&workflow, report, 0).expect("legal report");
+    assert_eq!(take(&store), [vec![CallKind::Load, CallKind::Commit]]);
+
+    assert!(matches!(engine.sweep_once(0), Ok(Sweep::Applied { .. })));
+    take(&store);
+    assert!(matches!(engine.sweep_once(0), Ok(Sweep::Waiting { .. })));
+    assert_eq!(
+        take(&store),
+        [
+            vec![CallKind::PopDecider, CallKind::Acquire, CallKind::Load],
+            vec![CallKind::HandBack, CallKind::Release],
+        ],
+        "`store` is live: the sweep hands the entry back, due after the sweep delay"
+    );
+    assert!(matches!(engine.sweep_once(0), Ok(Sweep::Empty)));
+    assert_eq!(take(&store), [vec![CallKind::PopDecider]]);
 }

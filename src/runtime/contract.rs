@@ -520,22 +520,43 @@ impl StoreFailure {
     }
 }
 
+/// The caller of [`Store::call`] a [`Store::session`] hands its closure.
+pub type SessionCall<'a> = dyn FnMut(Call<'_>) -> Result<Reply, StoreFailure> + 'a;
+
 /// Where the runtime keeps its state: a backend that answers the calls of the contract. Each call
 /// is atomic. [`InMemoryStore`](super::InMemoryStore) is the embedded default; a reply of the
 /// wrong kind for its call is treated by the operations as an ambiguous failure.
 pub trait Store: Send + Sync {
     /// Performs one call.
     fn call(&self, call: Call<'_>) -> Result<Reply, StoreFailure>;
+
+    /// Runs `calls`, handing it a caller of [`call`](Store::call). A store may run the calls made
+    /// through it as one atomic section (the in-memory store takes its mutex once); the default
+    /// runs each on its own. The engine makes through one session only consecutive calls of one
+    /// operation with no user code between them (no decider, no effect handler), so a session
+    /// is one of the interleavings the model checks, in which nothing else ran between those
+    /// calls: it changes the speed, never the outcome.
+    fn session(&self, calls: &mut dyn FnMut(&mut SessionCall<'_>)) {
+        calls(&mut |call| self.call(call));
+    }
 }
 
 impl<S: Store + ?Sized> Store for &S {
     fn call(&self, call: Call<'_>) -> Result<Reply, StoreFailure> {
         (**self).call(call)
     }
+
+    fn session(&self, calls: &mut dyn FnMut(&mut SessionCall<'_>)) {
+        (**self).session(calls);
+    }
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
     fn call(&self, call: Call<'_>) -> Result<Reply, StoreFailure> {
         (**self).call(call)
+    }
+
+    fn session(&self, calls: &mut dyn FnMut(&mut SessionCall<'_>)) {
+        (**self).session(calls);
     }
 }

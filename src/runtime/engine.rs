@@ -122,7 +122,25 @@ impl<S: Store, D: Decider> Engine<S, D> {
     ) -> Option<O::Output> {
         loop {
             let reply = match op.next() {
-                Next::Call(call) => self.store.call(call),
+                // Consecutive calls go through one store session, up to a reply that the
+                // decider must see: that resume, like an effect, runs outside the session.
+                Next::Call(_) => {
+                    let mut deciding = None;
+                    self.store.session(&mut |call_store| {
+                        while let Next::Call(call) = op.next() {
+                            let reply = call_store(call);
+                            if op.decides() {
+                                deciding = Some(reply);
+                                return;
+                            }
+                            op.resume(reply, &self.decider);
+                        }
+                    });
+                    match deciding {
+                        Some(reply) => reply,
+                        None => continue,
+                    }
+                }
                 Next::Perform(entry) => Ok(Reply::Performed(perform(entry))),
                 Next::Done => return op.finish(),
             };

@@ -1,11 +1,12 @@
-//! The embedded store: a [`StoreState`] behind one mutex, each call one short critical section
-//! that runs no user code. Snapshots are `Arc`s; a commit applies its step in place
+//! The embedded store: a [`StoreState`] behind one mutex, each call (or each session of an
+//! operation's consecutive calls, [`Store::session`]) one short critical section that runs no
+//! user code. Snapshots are `Arc`s; a commit applies its step in place
 //! ([`Workflow::apply`], cost proportional to the step) unless a reader still holds the previous
 //! snapshot, in which case it copies first (copy on write). Readers never see a half-applied step.
 
 use std::sync::Arc;
 
-use super::contract::{Call, Reply, Store, StoreFailure};
+use super::contract::{Call, Reply, SessionCall, Store, StoreFailure};
 use super::state::StoreState;
 use super::sync::{lock, Mutex};
 use crate::{Workflow, WorkflowId};
@@ -73,5 +74,12 @@ impl InMemoryStore {
 impl Store for InMemoryStore {
     fn call(&self, call: Call<'_>) -> Result<Reply, StoreFailure> {
         Ok(lock(&self.state).execute(call))
+    }
+
+    /// The session's calls under one lock: each is still atomic on its own, and nothing else
+    /// runs between them (the engine runs no user code inside a session).
+    fn session(&self, calls: &mut dyn FnMut(&mut SessionCall<'_>)) {
+        let mut state = lock(&self.state);
+        calls(&mut |call| Ok(state.execute(call)));
     }
 }

@@ -107,7 +107,7 @@ mod sync;
 
 pub use contract::{
     Call, CallKind, CommitReply, Committer, DeciderPlan, Lease, LeaseToken, OutboxEntry, QueuePlan,
-    QueuedTask, Receipt, Reply, Store, StoreFailure,
+    QueuedTask, Receipt, Reply, SessionCall, Store, StoreFailure,
 };
 pub use engine::{Engine, EngineConfig};
 pub use error::{AdminError, InspectError, PollError, ReportError, StartError, SweepError};

@@ -197,6 +197,10 @@ impl Operation for AdminOp {
         };
     }
 
+    fn decides(&self) -> bool {
+        false
+    }
+
     fn state_name(&self) -> &'static str {
         match self.pc {
             AdminPc::Acquire => "Acquire",
@@ -263,6 +267,10 @@ impl Operation for StartOp {
             Ok(_) => Err(StartError::Store(CallFailed::mismatch(CallKind::Insert))),
             Err(failure) => Err(StartError::Store(failure)),
         });
+    }
+
+    fn decides(&self) -> bool {
+        false
     }
 
     fn state_name(&self) -> &'static str {
@@ -401,6 +409,10 @@ impl Operation for InspectOp {
             },
             done @ InspectPc::Done(_) => done,
         };
+    }
+
+    fn decides(&self) -> bool {
+        false
     }
 
     fn state_name(&self) -> &'static str {

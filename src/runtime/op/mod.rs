@@ -62,6 +62,14 @@ pub trait Operation {
     /// asked by the operations that decide (the sweep).
     fn resume(&mut self, reply: Result<Reply, StoreFailure>, decider: &dyn Decider);
 
+    /// May the next [`resume`](Operation::resume) ask the decider (user code)? A driver then
+    /// resumes outside any store session ([`Store::session`](super::Store::session)). The
+    /// default, `true`, is always safe: each call then goes to the store on its own. The
+    /// runtime's machines answer `true` only where they decide (the sweep's Load).
+    fn decides(&self) -> bool {
+        true
+    }
+
     /// The output, once [`next`](Operation::next) says [`Next::Done`]; `None` before.
     fn finish(self) -> Option<Self::Output>;
 

@@ -126,6 +126,10 @@ impl Operation for OutboxOp {
         };
     }
 
+    fn decides(&self) -> bool {
+        false
+    }
+
     fn state_name(&self) -> &'static str {
         match self.pc {
             OutboxPc::Take => "Take",

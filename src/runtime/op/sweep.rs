@@ -372,6 +372,10 @@ impl Operation for SweepOp {
         };
     }
 
+    fn decides(&self) -> bool {
+        matches!(self.pc, Pc::Load { .. })
+    }
+
     fn state_name(&self) -> &'static str {
         match self.pc {
             Pc::Pop => "Pop",

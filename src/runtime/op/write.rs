@@ -162,6 +162,10 @@ impl Operation for ReportOp {
         };
     }
 
+    fn decides(&self) -> bool {
+        false
+    }
+
     fn state_name(&self) -> &'static str {
         match self.pc {
             ReportPc::Load { .. } => "Load",
@@ -358,6 +362,10 @@ impl Operation for PollOp<'_> {
             },
             done @ PollPc::Done(_) => done,
         };
+    }
+
+    fn decides(&self) -> bool {
+        false
     }
 
     fn state_name(&self) -> &'static str {
