@@ -315,9 +315,10 @@ impl Operation for PollOp<'_> {
     }
 
     fn resume(&mut self, reply: Result<Reply, StoreFailure>, _decider: &dyn Decider) {
-        let pc = std::mem::replace(&mut self.pc, PollPc::Poll);
-        self.pc = match pc {
-            PollPc::Poll => match replied(CallKind::PollTask, reply) {
+        // The most frequent state (most polls find their queue empty) moves in place: its
+        // state holds nothing to take.
+        if let PollPc::Poll = self.pc {
+            self.pc = match replied(CallKind::PollTask, reply) {
                 Ok(Reply::Task(None)) => PollPc::Done(Ok(None)),
                 Ok(Reply::Task(Some(queued))) => PollPc::Load {
                     queued,
@@ -325,7 +326,13 @@ impl Operation for PollOp<'_> {
                 },
                 Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::PollTask)),
                 Err(failure) => PollOp::failed(failure),
-            },
+            };
+            return;
+        }
+        let pc = std::mem::replace(&mut self.pc, PollPc::Poll);
+        self.pc = match pc {
+            // Handled above.
+            PollPc::Poll => PollPc::Poll,
             PollPc::Load { queued, conflicts } => match replied(CallKind::Load, reply) {
                 Ok(Reply::Loaded(Some(workflow))) => self.read(queued, conflicts, &workflow),
                 Ok(Reply::Loaded(None)) => PollPc::Drop { task: queued.task },
