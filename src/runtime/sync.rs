@@ -21,9 +21,10 @@ pub(crate) use std::sync::{Mutex, MutexGuard};
 
 /// Locks `mutex`, ignoring poisoning.
 ///
-/// Every critical section in the runtime is a single in-memory update that runs no user code
-/// (deciders and effect handlers run outside them), so a panic inside one can only be a bug in
-/// this module, and it already surfaces as that panic. The data behind the mutex stays usable:
+/// Every critical section in the runtime is an in-memory update, or a store session of an
+/// operation's consecutive calls with the crate's own pure steps between them, and runs no user
+/// code (deciders and effect handlers run outside them), so a panic inside one can only be a bug
+/// in this crate, and it already surfaces as that panic. The data behind the mutex stays usable:
 /// each update validates before it writes.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
