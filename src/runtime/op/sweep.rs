@@ -77,31 +77,13 @@ type Outcome = Result<Sweep, SweepError>;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Pc {
     Pop,
-    Acquire {
-        id: WorkflowId,
-    },
-    HandBack {
-        id: WorkflowId,
-    },
-    Load {
-        id: WorkflowId,
-        conflicts: u32,
-    },
-    Commit {
-        id: WorkflowId,
-        pending: Box<Pending>,
-        conflicts: u32,
-    },
-    Requeue {
-        id: WorkflowId,
-        due_ms: u64,
-    },
-    Drop {
-        id: WorkflowId,
-    },
-    Release {
-        id: WorkflowId,
-    },
+    Acquire { id: WorkflowId },
+    HandBack { id: WorkflowId },
+    Load { id: WorkflowId, conflicts: u32 },
+    Commit { id: WorkflowId, conflicts: u32 },
+    Requeue { id: WorkflowId, due_ms: u64 },
+    Drop { id: WorkflowId },
+    Release { id: WorkflowId },
     Done,
 }
 
@@ -119,6 +101,8 @@ pub struct SweepOp {
     /// Set on entering Requeue, Drop, Release or Done (the outcome they carry in the table);
     /// `None` before.
     outcome: Option<Outcome>,
+    /// The step and plan to commit: set exactly in Commit.
+    pending: Option<Pending>,
 }
 
 impl SweepOp {
@@ -133,6 +117,7 @@ impl SweepOp {
             max_attempts: config.attempts(),
             pc: Pc::Pop,
             outcome: None,
+            pending: None,
         }
     }
 
@@ -180,6 +165,40 @@ impl SweepOp {
             .map(|outcome| outcome.and(Err(SweepError::Store(failure))));
     }
 
+    /// A commit that did not report done (stale, unknown, failed), or a done reply without the
+    /// pending step (impossible: Commit is entered with it; the `Ok(_)` arm treats it as a
+    /// mismatched reply).
+    fn commit_not_done(
+        &mut self,
+        id: WorkflowId,
+        conflicts: u32,
+        reply: Result<Reply, CallFailed>,
+    ) -> Pc {
+        match reply {
+            Ok(Reply::Committed(CommitReply::Stale { .. }))
+                if conflicts + 1 < self.max_attempts =>
+            {
+                Pc::Load {
+                    id,
+                    conflicts: conflicts + 1,
+                }
+            }
+            Ok(Reply::Committed(CommitReply::Stale { .. })) => {
+                let outcome = Err(SweepError::Contention {
+                    id: id.clone(),
+                    attempts: self.max_attempts,
+                });
+                let due_ms = self.now_ms;
+                self.with(Pc::Requeue { id, due_ms }, outcome)
+            }
+            Ok(Reply::Committed(CommitReply::Unknown)) => self.unknown(id),
+            Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::Commit)),
+            // Committed or not, the entry is safe: the commit's plan settled it, or it is
+            // still hidden by our pop and reappears after unack.
+            Err(failure) => self.failed(Some(id), failure),
+        }
+    }
+
     /// The decider's answer on a workflow read under the lock.
     fn decide(
         &mut self,
@@ -213,11 +232,8 @@ impl SweepOp {
         match transition(workflow, &input) {
             Ok(step) if step.is_applied() => {
                 let plan = QueuePlan::of(&id, &step, Committer::Sweeper);
-                Pc::Commit {
-                    id,
-                    pending: Pending::boxed(step, plan),
-                    conflicts,
-                }
+                self.pending = Some(Pending { step, plan });
+                Pc::Commit { id, conflicts }
             }
             // The decision is already true (a duplicate): nothing to do until something changes.
             Ok(_) => waiting(self, id),
@@ -255,11 +271,15 @@ impl Operation for SweepOp {
                 due_ms: self.now_ms,
             },
             Pc::Load { id, .. } => Call::Load { id },
-            Pc::Commit { id, pending, .. } => Call::Commit {
-                id,
-                step: &pending.step,
-                plan: &pending.plan,
-                now_ms: self.now_ms,
+            Pc::Commit { id, .. } => match &self.pending {
+                Some(pending) => Call::Commit {
+                    id,
+                    step: &pending.step,
+                    plan: &pending.plan,
+                    now_ms: self.now_ms,
+                },
+                // Never: Commit is entered with its pending step.
+                None => return Next::Done,
             },
             // Conditional on our pop: a report that ended a task since our read moved the entry
             // (due at once), and a decision taken on the older state must not delay it.
@@ -307,41 +327,19 @@ impl Operation for SweepOp {
                 Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::Load)),
                 Err(failure) => self.failed(Some(id), failure),
             },
-            Pc::Commit {
-                id,
-                pending,
-                conflicts,
-            } => match replied(CallKind::Commit, reply) {
-                Ok(Reply::Committed(CommitReply::Done(_))) => {
-                    let outcome = Ok(Sweep::Applied {
-                        id: id.clone(),
-                        step: pending.step,
-                        conflicts,
-                    });
-                    self.with(Pc::Release { id }, outcome)
-                }
-                Ok(Reply::Committed(CommitReply::Stale { .. }))
-                    if conflicts + 1 < self.max_attempts =>
-                {
-                    Pc::Load {
-                        id,
-                        conflicts: conflicts + 1,
+            Pc::Commit { id, conflicts } => {
+                match (replied(CallKind::Commit, reply), self.pending.take()) {
+                    (Ok(Reply::Committed(CommitReply::Done(_))), Some(pending)) => {
+                        let outcome = Ok(Sweep::Applied {
+                            id: id.clone(),
+                            step: pending.step,
+                            conflicts,
+                        });
+                        self.with(Pc::Release { id }, outcome)
                     }
+                    (reply, _) => self.commit_not_done(id, conflicts, reply),
                 }
-                Ok(Reply::Committed(CommitReply::Stale { .. })) => {
-                    let outcome = Err(SweepError::Contention {
-                        id: id.clone(),
-                        attempts: self.max_attempts,
-                    });
-                    let due_ms = self.now_ms;
-                    self.with(Pc::Requeue { id, due_ms }, outcome)
-                }
-                Ok(Reply::Committed(CommitReply::Unknown)) => self.unknown(id),
-                Ok(_) => self.failed(Some(id), CallFailed::mismatch(CallKind::Commit)),
-                // Committed or not, the entry is safe: the commit's plan settled it, or it is
-                // still hidden by our pop and reappears after unack.
-                Err(failure) => self.failed(Some(id), failure),
-            },
+            }
             // Requeue, Drop and Release keep the outcome they were entered with, unless their
             // call fails: then the failure is the outcome (the table's "failed → …(error)").
             Pc::Requeue { id, .. } => match replied(CallKind::HandBack, reply) {

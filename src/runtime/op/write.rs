@@ -43,13 +43,8 @@ pub struct Applied {
 /// is cheap to move on each call, docs/performance.md).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ReportPc {
-    Load {
-        conflicts: u32,
-    },
-    Commit {
-        pending: Box<Pending>,
-        conflicts: u32,
-    },
+    Load { conflicts: u32 },
+    Commit { conflicts: u32 },
     Done,
 }
 
@@ -66,6 +61,8 @@ pub struct ReportOp {
     pc: ReportPc,
     /// Set on entering Done.
     output: Option<ReportOutput>,
+    /// The step and plan to commit: set exactly in Commit.
+    pending: Option<Pending>,
 }
 
 impl ReportOp {
@@ -78,6 +75,7 @@ impl ReportOp {
             max_attempts: config.attempts(),
             pc: ReportPc::Load { conflicts: 0 },
             output: None,
+            pending: None,
         }
     }
 
@@ -98,6 +96,28 @@ impl ReportOp {
         let id = self.id.clone();
         self.done(Err(ReportError::UnknownWorkflow { id }))
     }
+
+    /// A commit that did not report done (stale, unknown, failed), or a done reply without the
+    /// pending step (impossible: Commit is entered with it; the `Ok(_)` arm treats it as a
+    /// mismatched reply).
+    fn commit_not_done(&mut self, conflicts: u32, reply: Result<Reply, CallFailed>) -> ReportPc {
+        match reply {
+            Ok(Reply::Committed(CommitReply::Stale { .. }))
+                if conflicts + 1 < self.max_attempts =>
+            {
+                ReportPc::Load {
+                    conflicts: conflicts + 1,
+                }
+            }
+            Ok(Reply::Committed(CommitReply::Stale { .. })) => {
+                let (id, attempts) = (self.id.clone(), self.max_attempts);
+                self.done(Err(ReportError::Contention { id, attempts }))
+            }
+            Ok(Reply::Committed(CommitReply::Unknown)) => self.unknown(),
+            Ok(_) => self.failed(CallFailed::mismatch(CallKind::Commit)),
+            Err(failure) => self.failed(failure),
+        }
+    }
 }
 
 impl Operation for ReportOp {
@@ -106,12 +126,16 @@ impl Operation for ReportOp {
     fn next(&self) -> Next<'_> {
         match &self.pc {
             ReportPc::Load { .. } => Next::Call(Call::Load { id: &self.id }),
-            ReportPc::Commit { pending, .. } => Next::Call(Call::Commit {
-                id: &self.id,
-                step: &pending.step,
-                plan: &pending.plan,
-                now_ms: self.now_ms,
-            }),
+            ReportPc::Commit { .. } => match &self.pending {
+                Some(pending) => Next::Call(Call::Commit {
+                    id: &self.id,
+                    step: &pending.step,
+                    plan: &pending.plan,
+                    now_ms: self.now_ms,
+                }),
+                // Never: Commit is entered with its pending step.
+                None => Next::Done,
+            },
             ReportPc::Done => Next::Done,
         }
     }
@@ -123,10 +147,8 @@ impl Operation for ReportOp {
                 Ok(Reply::Loaded(Some(workflow))) => match transition(&workflow, &self.input) {
                     Ok(step) if step.is_applied() => {
                         let plan = QueuePlan::of(&self.id, &step, Committer::Report);
-                        ReportPc::Commit {
-                            pending: Pending::boxed(step, plan),
-                            conflicts,
-                        }
+                        self.pending = Some(Pending { step, plan });
+                        ReportPc::Commit { conflicts }
                     }
                     Ok(step) => self.done(Ok(Applied { step, conflicts })),
                     Err(rejection) => {
@@ -138,26 +160,17 @@ impl Operation for ReportOp {
                 Ok(_) => self.failed(CallFailed::mismatch(CallKind::Load)),
                 Err(failure) => self.failed(failure),
             },
-            ReportPc::Commit { pending, conflicts } => match replied(CallKind::Commit, reply) {
-                Ok(Reply::Committed(CommitReply::Done(_))) => self.done(Ok(Applied {
-                    step: pending.step,
-                    conflicts,
-                })),
-                Ok(Reply::Committed(CommitReply::Stale { .. }))
-                    if conflicts + 1 < self.max_attempts =>
-                {
-                    ReportPc::Load {
-                        conflicts: conflicts + 1,
+            ReportPc::Commit { conflicts } => {
+                match (replied(CallKind::Commit, reply), self.pending.take()) {
+                    (Ok(Reply::Committed(CommitReply::Done(_))), Some(pending)) => {
+                        self.done(Ok(Applied {
+                            step: pending.step,
+                            conflicts,
+                        }))
                     }
+                    (reply, _) => self.commit_not_done(conflicts, reply),
                 }
-                Ok(Reply::Committed(CommitReply::Stale { .. })) => {
-                    let (id, attempts) = (self.id.clone(), self.max_attempts);
-                    self.done(Err(ReportError::Contention { id, attempts }))
-                }
-                Ok(Reply::Committed(CommitReply::Unknown)) => self.unknown(),
-                Ok(_) => self.failed(CallFailed::mismatch(CallKind::Commit)),
-                Err(failure) => self.failed(failure),
-            },
+            }
             ReportPc::Done => ReportPc::Done,
         };
     }
