@@ -22,10 +22,11 @@ pub use write::{Applied, PollOp, Polled, ReportOp};
 use super::contract::{Call, CallKind, OutboxEntry, QueuePlan, Reply, StoreFailure};
 use crate::{decide, Decision, Definition, Step, Workflow};
 
-/// An applied step and its queue plan, waiting in a machine's Commit state. Boxed there: it is
-/// most of a machine's size, and a small state is moved on each call without a `memcpy`
-/// (docs/performance.md). Equality and hashing see through the box, so the model's states are
-/// the same.
+/// An applied step and its queue plan, waiting to be committed. It is most of a machine's size,
+/// so it stays out of the program counter, which is moved on each call: the sweep and the report
+/// keep it in a field set exactly in their Commit state; the poll (moved whole on every, mostly
+/// empty, poll) and the admin operation keep it boxed in theirs (docs/performance.md). Either
+/// way equality and hashing see the same states as before, so the model's counts are the same.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Pending {
     pub(crate) step: Step,
