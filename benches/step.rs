@@ -73,7 +73,7 @@ fn tasks(n: usize) -> Vec<Task> {
     (0..n)
         .map(|i| Task {
             id: task_id(i),
-            reference_name: format!("task_{i}"),
+            reference_name: format!("task_{i}").into(),
             status: TaskStatus::InProgress,
             retry_count: 0,
             iteration: 0,

@@ -81,7 +81,7 @@ pub mod testing {}
 
 pub use crate::pure::decider::{decide, Decision, Definition, TaskDefinition};
 pub use crate::pure::effect::{Effect, Phase};
-pub use crate::pure::id::{TaskId, WorkflowId};
+pub use crate::pure::id::{ReferenceName, TaskId, WorkflowId};
 pub use crate::pure::input::{AdminInput, EngineInput, Input, Report, Writer};
 pub use crate::pure::invariant::{check, check_pair, Invariant, Violation};
 pub use crate::pure::rejection::Rejection;

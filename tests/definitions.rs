@@ -60,7 +60,7 @@ fn workflow(engine: &Engine<InMemoryStore, ConductorDecider>, id: &WorkflowId) -
 fn live(workflow: &Workflow) -> Vec<String> {
     workflow
         .active_tasks()
-        .map(|task| task.reference_name.clone())
+        .map(|task| task.reference_name.to_string())
         .collect()
 }
 
@@ -164,7 +164,7 @@ fn a_terminate_in_the_middle_of_a_fork_cancels_every_live_branch() {
 fn attempt(workflow: &str, name: &str, retry: u32, status: TaskStatus) -> Task {
     Task {
         id: TaskId::attempt(&WorkflowId::new(workflow), name, retry),
-        reference_name: name.to_string(),
+        reference_name: name.into(),
         status,
         retry_count: retry,
         iteration: name
@@ -185,7 +185,9 @@ fn decider(json: &str, choices: Choices) -> ConductorDecider {
 
 fn scheduled(decision: Decision) -> String {
     match decision {
-        Decision::Act(EngineInput::Schedule(NewTask { reference_name, .. })) => reference_name,
+        Decision::Act(EngineInput::Schedule(NewTask { reference_name, .. })) => {
+            reference_name.to_string()
+        }
         other => panic!("expected a schedule, got {other:?}"),
     }
 }
@@ -343,7 +345,7 @@ fn choices_enumerate_every_case_and_loop_count_that_can_be_met() {
         .schedulable(3)
         .unwrap()
         .into_iter()
-        .map(|task| task.reference_name)
+        .map(|task| task.reference_name.to_string())
         .collect();
     assert_eq!(
         names,

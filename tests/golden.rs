@@ -192,7 +192,7 @@ fn parse_setup(setup: &str) -> Workflow {
             .count();
         tasks.push(Task {
             id: id.into(),
-            reference_name,
+            reference_name: reference_name.into(),
             status: status.parse().expect("task status"),
             retry_count: retry_count as u32,
             iteration: 0,

@@ -35,8 +35,8 @@ use proptest::test_runner::{
 };
 use wfstate::{
     check, check_pair, decide, transition, AdminInput, Decision, Definition, Effect, EngineInput,
-    Input, NewTask, Outcome, Phase, Rejection, Report, ReportStatus, Step, Task, TaskDefinition,
-    TaskId, TaskStatus, Workflow, WorkflowStatus, Writer,
+    Input, NewTask, Outcome, Phase, ReferenceName, Rejection, Report, ReportStatus, Step, Task,
+    TaskDefinition, TaskId, TaskStatus, Workflow, WorkflowStatus, Writer,
 };
 
 /// Longest operation sequence of a case.
@@ -1065,12 +1065,12 @@ fn check_changes(
 /// SPEC section 4, admin retry: one new SCHEDULED attempt (retry count + 1) for each reference
 /// name whose latest attempt ended unsuccessfully; nothing else is added.
 fn check_retry(before: &Workflow, added: &[Task]) -> Result<(), TestCaseError> {
-    let mut expected: Vec<(String, u32)> = latest_attempts(before.tasks())
+    let mut expected: Vec<(ReferenceName, u32)> = latest_attempts(before.tasks())
         .into_values()
         .filter(|task| task.status.is_terminal() && !task.status.is_successful())
         .map(|task| (task.reference_name.clone(), task.retry_count + 1))
         .collect();
-    let mut actual: Vec<(String, u32)> = added
+    let mut actual: Vec<(ReferenceName, u32)> = added
         .iter()
         .map(|task| (task.reference_name.clone(), task.retry_count))
         .collect();

@@ -426,7 +426,7 @@ impl<E: Evaluate> Walk<'_, E> {
         let Some(attempt) = self.workflow.latest_attempt(&name) else {
             return Flow::Act(EngineInput::Schedule(NewTask {
                 id: TaskId::attempt(id, &name, 0),
-                reference_name: name,
+                reference_name: name.into(),
                 optional: task.optional,
                 iteration,
             }));
@@ -629,7 +629,7 @@ impl WorkflowDefinition {
         for task in &out {
             if !seen.insert(task.reference_name.as_str()) {
                 return Err(DefinitionError::DuplicateReferenceName {
-                    reference_name: task.reference_name.clone(),
+                    reference_name: task.reference_name.to_string(),
                 });
             }
         }

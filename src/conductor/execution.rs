@@ -138,7 +138,7 @@ impl ExecutionTask {
     pub fn to_task(&self) -> Task {
         Task {
             id: self.task_id.clone(),
-            reference_name: self.reference_task_name.clone(),
+            reference_name: self.reference_task_name.as_str().into(),
             status: self.status,
             retry_count: self.retry_count,
             iteration: self.iteration,
@@ -161,7 +161,7 @@ impl From<&Workflow> for Execution {
                 .iter()
                 .map(|task| ExecutionTask {
                     task_id: task.id.clone(),
-                    reference_task_name: task.reference_name.clone(),
+                    reference_task_name: task.reference_name.to_string(),
                     status: task.status,
                     retry_count: task.retry_count,
                     iteration: task.iteration,

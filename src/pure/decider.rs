@@ -1,11 +1,10 @@
 //! A reference decider for linear workflows: given the state and the definition, the one engine
 //! input the sweeper applies next. Engines with their own decider use [`EngineInput`] directly.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use super::id::TaskId;
+use super::id::{ReferenceName, TaskId};
 use super::input::EngineInput;
 use super::status::{TaskStatus, WorkflowStatus};
 use super::task::NewTask;
@@ -16,7 +15,7 @@ use super::workflow::Workflow;
 #[serde(rename_all = "camelCase")]
 pub struct TaskDefinition {
     /// Unique within the definition.
-    pub reference_name: String,
+    pub reference_name: ReferenceName,
     /// Its failure may be tolerated once retries are spent.
     #[serde(default)]
     pub optional: bool,
@@ -27,7 +26,7 @@ pub struct TaskDefinition {
 
 impl TaskDefinition {
     /// A required task with no retries.
-    pub fn new(reference_name: impl Into<String>) -> Self {
+    pub fn new(reference_name: impl Into<ReferenceName>) -> Self {
         TaskDefinition {
             reference_name: reference_name.into(),
             optional: false,

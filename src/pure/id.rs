@@ -65,6 +65,63 @@ string_id!(
     /// The id of one task attempt (Conductor's `taskId`): a retry is a new attempt with a new id.
     TaskId
 );
+string_id!(
+    /// A task's name in the workflow definition (Conductor's `referenceTaskName`), shared by every
+    /// attempt of the task and by the task queue that carries them. Read it as a `str` (it
+    /// dereferences to one and compares with one).
+    ReferenceName
+);
+
+impl core::ops::Deref for ReferenceName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for ReferenceName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Hashes and orders as its text, so maps keyed by reference names are looked up by `&str`.
+impl core::borrow::Borrow<str> for ReferenceName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ReferenceName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for ReferenceName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for ReferenceName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<ReferenceName> for str {
+    fn eq(&self, other: &ReferenceName) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<ReferenceName> for &str {
+    fn eq(&self, other: &ReferenceName) -> bool {
+        **self == *other.0
+    }
+}
 
 impl TaskId {
     /// The id the core gives attempt `retry_count` of `reference_name` when it creates the attempt

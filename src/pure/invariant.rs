@@ -6,11 +6,10 @@
 
 use core::fmt;
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Serialize;
 
-use super::id::TaskId;
+use super::id::{ReferenceName, TaskId};
 use super::status::{TaskStatus, WorkflowStatus};
 use super::task::Task;
 use super::workflow::Workflow;
@@ -59,7 +58,7 @@ pub enum Violation {
         /// The attempt.
         task: TaskId,
         /// Its reference name.
-        reference_name: String,
+        reference_name: ReferenceName,
         /// Its status.
         status: TaskStatus,
     },
@@ -70,7 +69,7 @@ pub enum Violation {
         /// The attempt.
         task: TaskId,
         /// Its reference name.
-        reference_name: String,
+        reference_name: ReferenceName,
         /// Its status.
         status: TaskStatus,
     },
@@ -81,7 +80,7 @@ pub enum Violation {
         /// The superseded attempt.
         task: TaskId,
         /// Its reference name.
-        reference_name: String,
+        reference_name: ReferenceName,
         /// Its status.
         status: TaskStatus,
         /// The latest attempt.
@@ -93,7 +92,7 @@ pub enum Violation {
         /// The attempt.
         task: TaskId,
         /// Its reference name.
-        reference_name: String,
+        reference_name: ReferenceName,
         /// Its terminal status before.
         from: TaskStatus,
         /// Its status after.
@@ -105,7 +104,7 @@ pub enum Violation {
         /// The attempt.
         task: TaskId,
         /// Its reference name before.
-        reference_name: String,
+        reference_name: ReferenceName,
     },
     /// I4: the state changed but the version did not rise by exactly one, or the version moved
     /// without a change.
@@ -127,7 +126,7 @@ pub enum Violation {
         /// The later attempt.
         task: TaskId,
         /// Their reference name.
-        reference_name: String,
+        reference_name: ReferenceName,
         /// The later attempt's status.
         status: TaskStatus,
         /// The first attempt with the same key.

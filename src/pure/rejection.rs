@@ -1,8 +1,6 @@
 //! Why an input was refused. A rejection changes nothing, version included (I4).
 
-use alloc::string::String;
-
-use super::id::TaskId;
+use super::id::{ReferenceName, TaskId};
 use super::status::{TaskStatus, WorkflowStatus};
 
 /// An input the transition function refused, with the context to act on it.
@@ -76,7 +74,7 @@ pub enum Rejection {
     #[error("reference name {reference_name} already has an attempt ({task})")]
     ReferenceNameInUse {
         /// The reference name.
-        reference_name: String,
+        reference_name: ReferenceName,
         /// Its latest attempt.
         task: TaskId,
     },

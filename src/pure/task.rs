@@ -1,9 +1,8 @@
 //! One task attempt, as the workflow holds it.
 
-use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
-use super::id::TaskId;
+use super::id::{ReferenceName, TaskId};
 use super::status::TaskStatus;
 
 /// One attempt of a task. Fields are public for reading and for loading stored executions; inside a
@@ -15,7 +14,7 @@ pub struct Task {
     pub id: TaskId,
     /// The task's name in the workflow definition (Conductor's `referenceTaskName`); shared by all
     /// attempts of the task.
-    pub reference_name: String,
+    pub reference_name: ReferenceName,
     /// Current status.
     pub status: TaskStatus,
     /// 0 for the first attempt, +1 for each retry.
@@ -34,7 +33,7 @@ pub struct NewTask {
     /// The id of the first attempt.
     pub id: TaskId,
     /// The reference name; no other attempt chain in the workflow may use it.
-    pub reference_name: String,
+    pub reference_name: ReferenceName,
     /// Whether the task is optional.
     #[serde(default)]
     pub optional: bool,
@@ -45,7 +44,7 @@ pub struct NewTask {
 
 impl NewTask {
     /// A required task outside any loop.
-    pub fn new(id: impl Into<TaskId>, reference_name: impl Into<String>) -> Self {
+    pub fn new(id: impl Into<TaskId>, reference_name: impl Into<ReferenceName>) -> Self {
         NewTask {
             id: id.into(),
             reference_name: reference_name.into(),

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{Effect, Phase, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
+use crate::{Effect, Phase, ReferenceName, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
 
 /// Identifies the holder of a lease: the engine instance (`owner`, drawn at random when the
 /// engine is made, so two processes never share one) and a serial number within it. Releasing
@@ -75,7 +75,7 @@ pub struct QueuedTask {
     /// The queue it waits in: its reference name (the runtime's stand-in for Conductor's task
     /// type, which the core does not model). Shared text: entries of one queue share it, and
     /// handing an entry out does not allocate.
-    pub reference_name: Arc<str>,
+    pub reference_name: ReferenceName,
 }
 
 /// One post-commit effect owed by a committed step.
@@ -155,7 +155,7 @@ impl QueuePlan {
                         plan.push_tasks.push(QueuedTask {
                             workflow: id.clone(),
                             task: task.clone(),
-                            reference_name: Arc::from(attempt.reference_name.as_str()),
+                            reference_name: attempt.reference_name.clone(),
                         });
                     }
                 }

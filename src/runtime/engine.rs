@@ -128,12 +128,13 @@ impl<S: Store, D: Decider> Engine<S, D> {
                     let mut deciding = None;
                     self.store.session(&mut |call_store| {
                         while let Next::Call(call) = op.next() {
-                            let reply = call_store(call);
+                            // Asked before the call (the answer is the state's, which the call
+                            // does not change), so the reply goes straight to its reader.
                             if op.decides() {
-                                deciding = Some(reply);
+                                deciding = Some(call_store(call));
                                 return;
                             }
-                            op.resume(reply, &self.decider);
+                            op.resume(call_store(call), &self.decider);
                         }
                     });
                     match deciding {

@@ -13,7 +13,7 @@ use super::contract::{
     Reply,
 };
 use super::hash::Map;
-use crate::{Phase, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
+use crate::{Phase, ReferenceName, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
 
 /// One entry of a leased queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -186,7 +186,7 @@ pub struct StoreState {
     workflows: Map<WorkflowId, Arc<Workflow>>,
     leases: Map<WorkflowId, Lease>,
     decider: LeasedQueue<WorkflowId>,
-    task_queues: Map<Arc<str>, LeasedQueue<TaskId>>,
+    task_queues: Map<ReferenceName, LeasedQueue<TaskId>>,
     queued_tasks: Map<TaskId, QueuedTask>,
     outbox: BTreeMap<u64, Owed>,
     next_outbox: u64,
@@ -315,7 +315,7 @@ impl StoreState {
                 let queued = QueuedTask {
                     workflow: id.clone(),
                     task: task.id.clone(),
-                    reference_name: Arc::from(task.reference_name.as_str()),
+                    reference_name: task.reference_name.clone(),
                 };
                 self.push_task(&queued, now_ms);
             }

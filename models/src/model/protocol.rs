@@ -769,7 +769,7 @@ impl ProtocolModel {
                 .map(|task| wfstate::runtime::QueuedTask {
                     workflow: id.clone(),
                     task: task.id.clone(),
-                    reference_name: Arc::from(task.reference_name.as_str()),
+                    reference_name: task.reference_name.clone(),
                 })
                 .collect(),
         };

@@ -66,7 +66,8 @@ pub trait Operation {
     /// May the next [`resume`](Operation::resume) ask the decider (user code)? A driver then
     /// resumes outside any store session ([`Store::session`](super::Store::session)). The
     /// default, `true`, is always safe: each call then goes to the store on its own. The
-    /// runtime's machines answer `true` only where they decide (the sweep's Load).
+    /// runtime's machines answer `true` only where they decide (the sweep's Load). Pure, like
+    /// `next`: the engine asks it before making the call.
     fn decides(&self) -> bool {
         true
     }

@@ -18,7 +18,6 @@
 //! | Drop | drop_task | any → Poll; failed → Done(error) |
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use super::super::contract::{
     Call, CallKind, CommitReply, Committer, QueuePlan, QueuedTask, Reply, StoreFailure,
@@ -26,7 +25,9 @@ use super::super::contract::{
 use super::{replied, CallFailed, Decider, Next, Operation, Pending};
 use crate::runtime::error::{PollError, ReportError};
 use crate::runtime::EngineConfig;
-use crate::{transition, EngineInput, Input, Report, Step, TaskId, TaskStatus, WorkflowId};
+use crate::{
+    transition, EngineInput, Input, ReferenceName, Report, Step, TaskId, TaskStatus, WorkflowId,
+};
 
 /// An input the engine accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -205,7 +206,7 @@ pub struct Polled {
     /// The attempt: report on it with [`Engine::report`](super::super::Engine::report).
     pub task: TaskId,
     /// Its reference name (the queue it came from).
-    pub reference_name: Arc<str>,
+    pub reference_name: ReferenceName,
     /// The attempt was IN_PROGRESS already: an earlier poller took it and did not report before
     /// its visibility lease ran out (it may have died). Task delivery is at least once.
     pub redelivered: bool,
@@ -274,6 +275,65 @@ impl<'a> PollOp<'a> {
         })))
     }
 
+    /// Every state's reply but the Poll state's.
+    #[inline(never)]
+    fn resume_later(&mut self, reply: Result<Reply, StoreFailure>) {
+        let pc = std::mem::replace(&mut self.pc, PollPc::Poll);
+        self.pc = match pc {
+            // Handled above.
+            PollPc::Poll => PollPc::Poll,
+            PollPc::Load { queued, conflicts } => match replied(CallKind::Load, reply) {
+                Ok(Reply::Loaded(Some(workflow))) => self.read(queued, conflicts, &workflow),
+                Ok(Reply::Loaded(None)) => PollPc::Drop { task: queued.task },
+                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Load)),
+                Err(failure) => PollOp::failed(failure),
+            },
+            PollPc::Commit {
+                queued, conflicts, ..
+            } => match replied(CallKind::Commit, reply) {
+                Ok(Reply::Committed(CommitReply::Done(_))) => PollOp::polled(queued, false),
+                Ok(Reply::Committed(CommitReply::Stale { .. }))
+                    if conflicts + 1 < self.max_attempts =>
+                {
+                    PollPc::Load {
+                        queued,
+                        conflicts: conflicts + 1,
+                    }
+                }
+                Ok(Reply::Committed(CommitReply::Stale { .. })) => {
+                    PollPc::Done(Err(PollError::Contention {
+                        id: queued.workflow,
+                        attempts: self.max_attempts,
+                    }))
+                }
+                Ok(Reply::Committed(CommitReply::Unknown)) => PollPc::Drop { task: queued.task },
+                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Commit)),
+                // Started or not, the entry is still queued (hidden): it is handed out again.
+                Err(failure) => PollOp::failed(failure),
+            },
+            PollPc::Drop { .. } => match replied(CallKind::DropTask, reply) {
+                Ok(Reply::Moved(_)) => PollPc::Poll,
+                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::DropTask)),
+                Err(failure) => PollOp::failed(failure),
+            },
+            done @ PollPc::Done(_) => done,
+        };
+    }
+
+    /// The Poll state's reply, other than an empty queue.
+    #[inline(never)]
+    fn polled_from(reply: Result<Reply, StoreFailure>) -> PollPc {
+        match replied(CallKind::PollTask, reply) {
+            Ok(Reply::Task(Some(queued))) => PollPc::Load {
+                queued,
+                conflicts: 0,
+            },
+            Ok(Reply::Task(None)) => PollPc::Done(Ok(None)),
+            Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::PollTask)),
+            Err(failure) => PollOp::failed(failure),
+        }
+    }
+
     fn read(&self, queued: QueuedTask, conflicts: u32, workflow: &crate::Workflow) -> PollPc {
         let status = workflow.task(&queued.task).map(|task| task.status);
         match status {
@@ -327,61 +387,18 @@ impl Operation for PollOp<'_> {
         Next::Call(call)
     }
 
+    // Inlined into the driver: the most frequent state (most polls find their queue empty)
+    // moves in place, and the reply is not copied into a call.
+    #[inline]
     fn resume(&mut self, reply: Result<Reply, StoreFailure>, _decider: &dyn Decider) {
-        // The most frequent state (most polls find their queue empty) moves in place: its
-        // state holds nothing to take.
         if let PollPc::Poll = self.pc {
-            self.pc = match replied(CallKind::PollTask, reply) {
-                Ok(Reply::Task(None)) => PollPc::Done(Ok(None)),
-                Ok(Reply::Task(Some(queued))) => PollPc::Load {
-                    queued,
-                    conflicts: 0,
-                },
-                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::PollTask)),
-                Err(failure) => PollOp::failed(failure),
-            };
+            match reply {
+                Ok(Reply::Task(None)) => self.pc = PollPc::Done(Ok(None)),
+                reply => self.pc = PollOp::polled_from(reply),
+            }
             return;
         }
-        let pc = std::mem::replace(&mut self.pc, PollPc::Poll);
-        self.pc = match pc {
-            // Handled above.
-            PollPc::Poll => PollPc::Poll,
-            PollPc::Load { queued, conflicts } => match replied(CallKind::Load, reply) {
-                Ok(Reply::Loaded(Some(workflow))) => self.read(queued, conflicts, &workflow),
-                Ok(Reply::Loaded(None)) => PollPc::Drop { task: queued.task },
-                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Load)),
-                Err(failure) => PollOp::failed(failure),
-            },
-            PollPc::Commit {
-                queued, conflicts, ..
-            } => match replied(CallKind::Commit, reply) {
-                Ok(Reply::Committed(CommitReply::Done(_))) => PollOp::polled(queued, false),
-                Ok(Reply::Committed(CommitReply::Stale { .. }))
-                    if conflicts + 1 < self.max_attempts =>
-                {
-                    PollPc::Load {
-                        queued,
-                        conflicts: conflicts + 1,
-                    }
-                }
-                Ok(Reply::Committed(CommitReply::Stale { .. })) => {
-                    PollPc::Done(Err(PollError::Contention {
-                        id: queued.workflow,
-                        attempts: self.max_attempts,
-                    }))
-                }
-                Ok(Reply::Committed(CommitReply::Unknown)) => PollPc::Drop { task: queued.task },
-                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Commit)),
-                // Started or not, the entry is still queued (hidden): it is handed out again.
-                Err(failure) => PollOp::failed(failure),
-            },
-            PollPc::Drop { .. } => match replied(CallKind::DropTask, reply) {
-                Ok(Reply::Moved(_)) => PollPc::Poll,
-                Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::DropTask)),
-                Err(failure) => PollOp::failed(failure),
-            },
-            done @ PollPc::Done(_) => done,
-        };
+        self.resume_later(reply);
     }
 
     fn decides(&self) -> bool {

@@ -32,7 +32,9 @@ use super::contract::{
     Reply, Store, StoreFailure,
 };
 use super::state::StoreState;
-use crate::{Effect, Phase, Step, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus};
+use crate::{
+    Effect, Phase, ReferenceName, Step, TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
+};
 
 pub use cluster::{Cluster, ClusterError};
 pub use schema::CURRENT as SCHEMA_VERSION;
@@ -538,7 +540,7 @@ impl Connection {
                 Ok(Reply::Task(row.map(|row| QueuedTask {
                     task: TaskId::new(row.get::<_, String>(0)),
                     workflow: WorkflowId::new(row.get::<_, String>(1)),
-                    reference_name: Arc::from(row.get::<_, &str>(2)),
+                    reference_name: ReferenceName::from(row.get::<_, &str>(2)),
                 })))
             }
             Call::DropTask { task } => {
@@ -908,7 +910,7 @@ fn read_state(tx: &mut Transaction<'_>) -> Result<StoreState, StoreFailure> {
         let queued = QueuedTask {
             task: TaskId::new(row.get::<_, String>(0)),
             workflow: WorkflowId::new(row.get::<_, String>(1)),
-            reference_name: Arc::from(row.get::<_, &str>(2)),
+            reference_name: ReferenceName::from(row.get::<_, &str>(2)),
         };
         state.restore_task(queued, from_bigint(row.get(3)));
     }
