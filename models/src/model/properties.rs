@@ -1,7 +1,7 @@
 //! The properties checked on every reachable state: I1–I6, completion and the failure-handling
 //! properties as `always`, non-vacuity and edge coverage as `sometimes` (SPEC section 8).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use stateright::{Model, Property};
@@ -213,13 +213,29 @@ pub(crate) enum TallyMode {
 /// Flags a check sets: `sometimes` properties reached (by index in `SOMETIMES` then `EDGES`),
 /// and, when all are evaluated at once, `always` properties broken (by index in the variant's
 /// list). A clone starts afresh, so a model copied for another check finds everything again.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tally {
     pub(crate) mode: TallyMode,
     reached: [AtomicBool; MAX_SOMETIMES],
     broken: [AtomicBool; MAX_ALWAYS],
     /// The exercised `sometimes` properties (bit = index), listed once; read in `Combined`.
     exercised: u32,
+    /// Unique per tally (and so per model: a copy gets a new one), the key of the actions
+    /// [`completion`] lists for the checker to reuse.
+    pub(crate) model_id: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Tally {
+            mode: TallyMode::default(),
+            reached: Default::default(),
+            broken: Default::default(),
+            exercised: 0,
+            model_id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 impl Clone for Tally {
@@ -528,6 +544,9 @@ fn completion(model: &ProtocolModel, state: &State) -> bool {
     finished || {
         let mut actions = Vec::new();
         model.actions(state, &mut actions);
-        !actions.is_empty()
+        let enabled = !actions.is_empty();
+        // stateright lists the actions of the same state next, on this thread: it gets these.
+        model.remember_actions(state, actions);
+        enabled
     }
 }

@@ -1333,6 +1333,40 @@ fn call_kind(op: &impl Operation) -> Option<CallKind> {
     }
 }
 
+thread_local! {
+    /// The actions the `completion` property listed last on this thread: the model's id, the
+    /// state and its actions. stateright evaluates a state's properties and then lists its
+    /// actions on the same thread, so the second listing is this one, taken.
+    static LISTED: std::cell::RefCell<Option<(u64, State, Vec<Action>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl ProtocolModel {
+    /// Keeps `actions`, the actions of `state`, for the next [`Model::actions`] of this state
+    /// on this thread.
+    pub(crate) fn remember_actions(&self, state: &State, actions: Vec<Action>) {
+        LISTED.with(|listed| {
+            *listed.borrow_mut() = Some((self.tally.model_id, state.clone(), actions));
+        });
+    }
+
+    /// Appends the remembered actions of `state`, if the last ones remembered on this thread
+    /// are this model's for this state (compared by contents; a state cloned from it compares
+    /// by pointers). Each is given out once.
+    fn recall_actions(&self, state: &State, actions: &mut Vec<Action>) -> bool {
+        LISTED.with(|listed| {
+            let mut listed = listed.borrow_mut();
+            let hit = matches!(&*listed, Some((id, known, _)) if *id == self.tally.model_id && known == state);
+            if hit {
+                if let Some((_, _, known)) = listed.take() {
+                    actions.extend(known);
+                }
+            }
+            hit
+        })
+    }
+}
+
 impl Model for ProtocolModel {
     type State = State;
     type Action = Action;
@@ -1390,6 +1424,9 @@ impl Model for ProtocolModel {
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        if self.recall_actions(state, actions) {
+            return;
+        }
         self.sweep_actions(state, actions);
         self.operator_actions(state, actions);
         self.worker_actions(state, actions);
