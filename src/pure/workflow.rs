@@ -154,11 +154,9 @@ impl Workflow {
     }
 
     pub(crate) fn position(&self, id: &TaskId) -> Option<usize> {
-        self.index
-            .by_id
-            .get(hash_key(id.as_str().as_bytes()), |position| {
-                self.tasks[position].id == *id
-            })
+        self.index.by_id.get(hash_key(id.as_bytes()), |position| {
+            self.tasks[position].id == *id
+        })
     }
 
     fn latest_position(&self, reference_name: &str) -> Option<usize> {
@@ -206,7 +204,7 @@ impl Workflow {
         if let (Some(previous), true) = (previous, is_latest) {
             self.index.unsuccessful_latest.remove(previous);
         }
-        let id_hash = hash_key(task.id.as_str().as_bytes());
+        let id_hash = hash_key(task.id.as_bytes());
         self.tasks.push(task);
         let tasks = &self.tasks;
         // The new id is free (checked by the caller), so no stored position matches it.
@@ -255,10 +253,10 @@ impl Workflow {
 /// FNV-1a of the id: cheap, deterministic, no allocation. A collision only weakens the
 /// foreign-step check, which also compares the version and every recorded "from" status.
 fn fingerprint(id: &WorkflowId) -> u64 {
-    id.as_str()
-        .bytes()
+    id.as_bytes()
+        .iter()
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
         })
 }
 
