@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::contract::{
@@ -13,6 +14,7 @@ use super::contract::{
     Reply,
 };
 use super::hash::Map;
+use crate::pure::index::hash_key;
 use crate::{Phase, ReferenceName, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
 
 /// One entry of a leased queue.
@@ -178,12 +180,85 @@ struct Owed {
     visible_at_ms: u64,
 }
 
+/// The hash of one part of the store, kept until the part changes: 0 until computed. Not part of
+/// the store's value: `Eq` ignores it, a clone keeps it (same contents, same hash). The model
+/// hashes the store after every step that writes it, and most steps leave the workflows alone
+/// (a pop, a lease, a poll): their hash, the costly part, is then not computed again. The
+/// runtime never hashes a store; its only cost there is resetting it on a write.
+#[derive(Debug, Default)]
+struct HashMemo(AtomicU64);
+
+impl HashMemo {
+    /// The kept hash, or `compute`'s, kept.
+    fn get_or(&self, compute: impl FnOnce() -> u64) -> u64 {
+        match self.0.load(Ordering::Relaxed) {
+            0 => {
+                let hash = compute().max(1);
+                self.0.store(hash, Ordering::Relaxed);
+                hash
+            }
+            hash => hash,
+        }
+    }
+
+    /// The part changed (through `&mut`: no atomic instruction).
+    fn reset(&mut self) {
+        *self.0.get_mut() = 0;
+    }
+}
+
+impl Clone for HashMemo {
+    fn clone(&self) -> Self {
+        HashMemo(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl PartialEq for HashMemo {
+    fn eq(&self, _: &HashMemo) -> bool {
+        true
+    }
+}
+
+impl Eq for HashMemo {}
+
+/// A fixed-key hasher for [`HashMemo`]'s values: the same contents give the same hash in every
+/// store, thread and run (the outer hasher sees only this summary).
+struct PartHasher(u64);
+
+impl Hasher for PartHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = (self.0.rotate_left(29) ^ hash_key(bytes)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(29) ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
 /// The whole store as one value. `Eq` and `Hash` cover the contents;
 /// [`canonicalize`](StoreState::canonicalize) renumbers internal counters so that states that
 /// behave alike are equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreState {
     workflows: Map<WorkflowId, Arc<Workflow>>,
+    /// The hash of `workflows`; every write to it resets this.
+    workflows_hash: HashMemo,
     leases: Map<WorkflowId, Lease>,
     decider: LeasedQueue<WorkflowId>,
     task_queues: Map<ReferenceName, LeasedQueue<TaskId>>,
@@ -194,7 +269,15 @@ pub struct StoreState {
 
 impl Hash for StoreState {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_sorted(&self.workflows, state);
+        let workflows = || {
+            let mut hasher = PartHasher(0x243f_6a88_85a3_08d3);
+            hash_sorted(&self.workflows, &mut hasher);
+            hasher.finish()
+        };
+        let kept = self.workflows_hash.get_or(workflows);
+        // A write that forgot to reset the memo would merge states in the model that differ.
+        debug_assert_eq!(kept, workflows().max(1), "stale workflows hash");
+        state.write_u64(kept);
         hash_sorted(&self.leases, state);
         self.decider.hash(state);
         hash_sorted(&self.task_queues, state);
@@ -320,6 +403,7 @@ impl StoreState {
                 self.push_task(&queued, now_ms);
             }
         }
+        self.workflows_hash.reset();
         self.workflows.insert(id, Arc::new(workflow.clone()));
         true
     }
@@ -374,6 +458,7 @@ impl StoreState {
                 current: slot.version(),
             };
         }
+        self.workflows_hash.reset();
         if Arc::make_mut(slot).apply(step).is_err() {
             // Same version, another state: a step of another workflow (a foreign step).
             return CommitReply::Stale {
@@ -613,6 +698,7 @@ impl StoreState {
     /// a backup, and for the legacy (defective) protocols the model reproduces. Never used by
     /// the runtime's operations.
     pub fn overwrite(&mut self, workflow: Workflow) {
+        self.workflows_hash.reset();
         self.workflows
             .insert(workflow.id().clone(), Arc::new(workflow));
     }
