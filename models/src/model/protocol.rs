@@ -464,7 +464,7 @@ impl ProtocolModel {
             }
         }
         for (index, run) in state.reports.iter().enumerate() {
-            let kind = match run {
+            let kind = match &**run {
                 ReportRun::Fixed(op, _) => call_kind(op),
                 ReportRun::Decide(op, _) => op.call_kind(),
                 ReportRun::Legacy(..) => None,
@@ -1102,7 +1102,7 @@ impl ProtocolModel {
                 message.clone(),
             )
         };
-        state.reports.push(run);
+        state.reports.push(Shared::new(run));
         let index = state.reports.len() - 1;
         self.report(state, index, fault);
         self.run_to_end(
@@ -1115,7 +1115,7 @@ impl ProtocolModel {
     fn report(&self, state: &mut State, index: usize, fault: Fault) {
         let actor = ActorId::Report(index as u8);
         let mut run = state.reports.remove(index);
-        let finished = match &mut run {
+        let finished = match &mut *run {
             ReportRun::Fixed(op, message) => {
                 let Next::Call(call) = op.next() else {
                     return;
@@ -1256,7 +1256,7 @@ impl ProtocolModel {
             ActorId::Report(_) => {
                 if let Some(mut run) = pending.parked {
                     let mut finished = false;
-                    if let ReportRun::Fixed(op, message) = &mut run {
+                    if let ReportRun::Fixed(op, message) = &mut *run {
                         op.resume(pending.reply, decider);
                         if matches!(op.next(), Next::Done) {
                             finished = true;
@@ -1297,7 +1297,7 @@ fn holds_live_lease(state: &State, token: wfstate::runtime::LeaseToken) -> bool 
 /// once, each with its own token).
 fn report_token(state: &State, message: &Message) -> wfstate::runtime::LeaseToken {
     let attempt = u64::from(message.task) << 40 | u64::from(message.retry_count) << 8;
-    let taken: Vec<_> = state.reports.iter().filter_map(ReportRun::token).collect();
+    let taken: Vec<_> = state.reports.iter().filter_map(|run| run.token()).collect();
     (0..=u64::from(u8::MAX))
         .map(|copy| report_decide_token(attempt | copy))
         .find(|token| !taken.contains(token))
@@ -1387,10 +1387,10 @@ impl Model for ProtocolModel {
         vec![State {
             store: Shared::new(store),
             sweepers: Shared::new(vec![
-                Sweeper {
+                Shared::new(Sweeper {
                     op: None,
                     misses_left: self.config.lock_misses,
-                };
+                });
                 self.config.sweepers
             ]),
             operator: Shared::new(Operator { next: 0, op: None }),

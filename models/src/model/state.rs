@@ -149,7 +149,7 @@ pub struct PendingPlan {
     /// The reply the store will give when the plan is applied.
     pub reply: Result<wfstate::runtime::Reply, wfstate::runtime::StoreFailure>,
     /// A report whose commit this is, parked until then.
-    pub parked: Option<ReportRun>,
+    pub parked: Option<Shared<ReportRun>>,
 }
 
 /// Who is acting.
@@ -312,14 +312,14 @@ impl Hasher for PartHasher {
 pub struct State {
     /// The store: the runtime's own pure state.
     pub store: Shared<StoreState>,
-    /// Sweepers.
-    pub sweepers: Shared<Vec<Sweeper>>,
+    /// Sweepers, each shared on its own: a step of one copies only that one's operation.
+    pub sweepers: Shared<Vec<Shared<Sweeper>>>,
     /// The operator.
     pub operator: Shared<Operator>,
     /// Workers, one per definition task.
     pub workers: Shared<Vec<Worker>>,
-    /// Reports being handled, in delivery order.
-    pub reports: Shared<Vec<ReportRun>>,
+    /// Reports being handled, in delivery order, each shared on its own.
+    pub reports: Shared<Vec<Shared<ReportRun>>>,
     /// Reports not yet delivered, sorted (a multiset).
     pub network: Shared<Vec<Message>>,
     /// The outbox runner's pass in progress.

@@ -319,7 +319,7 @@ pub fn describe(model: &ProtocolModel, state: &State, action: &Action) -> (Strin
             ),
         ),
         Action::Report { index, fault: f } => {
-            let what = match state.reports.get(*index as usize) {
+            let what = match state.reports.get(*index as usize).map(|run| &**run) {
                 Some(ReportRun::Fixed(op, message)) => {
                     format!("{} {}", message.status, call_of(op))
                 }
