@@ -36,6 +36,16 @@ pub(crate) struct KeyHasher {
     hash: u64,
 }
 
+impl KeyHasher {
+    /// A hasher with a fixed seed: the same contents hash alike in every map, thread and run
+    /// (for hashes kept with a value, such as the store's `HashMemo`, not for map keys).
+    pub(crate) fn fixed() -> Self {
+        KeyHasher {
+            hash: 0x243f_6a88_85a3_08d3,
+        }
+    }
+}
+
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.hash =

@@ -13,8 +13,7 @@ use super::contract::{
     Call, CommitReply, DeciderPlan, Lease, LeaseToken, OutboxEntry, QueuePlan, QueuedTask, Receipt,
     Reply,
 };
-use super::hash::Map;
-use crate::pure::index::hash_key;
+use super::hash::{KeyHasher, Map};
 use crate::{Phase, ReferenceName, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
 
 /// One entry of a leased queue.
@@ -221,36 +220,6 @@ impl PartialEq for HashMemo {
 
 impl Eq for HashMemo {}
 
-/// A fixed-key hasher for [`HashMemo`]'s values: the same contents give the same hash in every
-/// store, thread and run (the outer hasher sees only this summary).
-struct PartHasher(u64);
-
-impl Hasher for PartHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = (self.0.rotate_left(29) ^ hash_key(bytes)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write_u8(&mut self, value: u8) {
-        self.write_u64(u64::from(value));
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(29) ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
-}
-
 /// The whole store as one value. `Eq` and `Hash` cover the contents;
 /// [`canonicalize`](StoreState::canonicalize) renumbers internal counters so that states that
 /// behave alike are equal.
@@ -270,7 +239,7 @@ pub struct StoreState {
 impl Hash for StoreState {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let workflows = || {
-            let mut hasher = PartHasher(0x243f_6a88_85a3_08d3);
+            let mut hasher = KeyHasher::fixed();
             hash_sorted(&self.workflows, &mut hasher);
             hasher.finish()
         };
