@@ -38,14 +38,21 @@ pub struct Workflow {
     index: Index,
 }
 
+/// Up to this many attempts, the id and reference-name lookups scan `tasks` and the hash tables
+/// stay empty: most workflows are this small, and a scan of at most this many keys is a constant
+/// bound (SPEC section 5) that costs less than hashing, and saves the tables' allocations on every
+/// clone. The attempt that takes a workflow past it builds both tables from all its attempts.
+const SCANNED: usize = 8;
+
 /// Derived from `tasks`; rebuilt on load, maintained by `apply`. Positions index `tasks`, which
 /// only ever grows, so a position never changes meaning. Every operation a step makes on it takes
 /// constant time; the keys are read from `tasks`, never copied.
 #[derive(Debug, Clone, Default)]
 struct Index {
-    /// Task id → position.
+    /// Task id → position; empty while the workflow has at most [`SCANNED`] attempts.
     by_id: PositionTable,
-    /// Reference name → position of its latest attempt (highest retry count, then latest added).
+    /// Reference name → position of its latest attempt (highest retry count, then latest added);
+    /// empty while the workflow has at most [`SCANNED`] attempts.
     latest: PositionTable,
     /// Positions of non-terminal attempts (what terminate and fail must cancel).
     active: PositionSet,
@@ -81,11 +88,7 @@ impl Workflow {
             id,
             status,
             version,
-            index: Index {
-                by_id: PositionTable::with_capacity(tasks.len()),
-                latest: PositionTable::with_capacity(tasks.len()),
-                ..Index::default()
-            },
+            index: Index::default(),
             tasks: Vec::with_capacity(tasks.len()),
         };
         for task in tasks {
@@ -153,13 +156,24 @@ impl Workflow {
         self.identity
     }
 
+    /// Are the lookups answered by the hash tables (more than [`SCANNED`] attempts)?
+    fn hashed(&self) -> bool {
+        self.tasks.len() > SCANNED
+    }
+
     pub(crate) fn position(&self, id: &TaskId) -> Option<usize> {
+        if !self.hashed() {
+            return self.tasks.iter().position(|task| task.id == *id);
+        }
         self.index.by_id.get(hash_key(id.as_bytes()), |position| {
             self.tasks[position].id == *id
         })
     }
 
     fn latest_position(&self, reference_name: &str) -> Option<usize> {
+        if !self.hashed() {
+            return scanned_latest(&self.tasks, reference_name);
+        }
         self.index
             .latest
             .get(hash_key(reference_name.as_bytes()), |position| {
@@ -195,29 +209,66 @@ impl Workflow {
     /// Appends an attempt and indexes it (the caller checked the id is free).
     pub(crate) fn push_task(&mut self, task: Task) {
         let position = self.tasks.len();
-        let name_hash = hash_key(task.reference_name.as_bytes());
         let previous = self.latest_position(&task.reference_name);
         let is_latest = match previous {
-            Some(previous) => task.retry_count >= self.tasks[previous].retry_count,
+            Some(previous) => supersedes(&task, &self.tasks[previous]),
             None => true,
         };
         if let (Some(previous), true) = (previous, is_latest) {
             self.index.unsuccessful_latest.remove(previous);
         }
-        let id_hash = hash_key(task.id.as_bytes());
         self.tasks.push(task);
+        if position == SCANNED {
+            self.hash_all();
+        } else if position > SCANNED {
+            self.hash_one(position, is_latest);
+        }
+        self.index_status(position, is_latest);
+    }
+
+    /// Enters the attempt at `position` into the hash tables; `is_latest` says whether it is now
+    /// its reference name's latest attempt.
+    fn hash_one(&mut self, position: usize, is_latest: bool) {
         let tasks = &self.tasks;
+        let task = &tasks[position];
         // The new id is free (checked by the caller), so no stored position matches it.
-        self.index.by_id.insert(id_hash, |_| false, position);
+        self.index
+            .by_id
+            .insert(hash_key(task.id.as_bytes()), |_| false, position);
         if is_latest {
-            let name = &tasks[position].reference_name;
+            let name = &task.reference_name;
             self.index.latest.insert(
-                name_hash,
+                hash_key(name.as_bytes()),
                 |stored| tasks[stored].reference_name == *name,
                 position,
             );
         }
-        self.index_status(position, is_latest);
+    }
+
+    /// Builds the hash tables from every attempt, as the scan answered for them: the workflow has
+    /// just passed [`SCANNED`] attempts.
+    fn hash_all(&mut self) {
+        // Sized for the attempts `tasks` has room for (all of them, on load).
+        self.index.by_id = PositionTable::with_capacity(self.tasks.capacity());
+        self.index.latest = PositionTable::with_capacity(self.tasks.capacity());
+        for position in 0..self.tasks.len() {
+            let task = &self.tasks[position];
+            let is_latest = match self.latest_position_hashed(&task.reference_name) {
+                Some(previous) => supersedes(task, &self.tasks[previous]),
+                None => true,
+            };
+            self.hash_one(position, is_latest);
+        }
+    }
+
+    /// The latest attempt's position as the name table has it (during [`Self::hash_all`], when
+    /// the table is not yet complete).
+    fn latest_position_hashed(&self, reference_name: &str) -> Option<usize> {
+        self.index
+            .latest
+            .get(hash_key(reference_name.as_bytes()), |position| {
+                self.tasks[position].reference_name == reference_name
+            })
     }
 
     /// Sets an attempt's status and keeps the indexes in step.
@@ -248,6 +299,26 @@ impl Workflow {
             self.index.unsuccessful_latest.insert(position);
         }
     }
+}
+
+/// Does a newly added attempt become its reference name's latest, over the current latest? A
+/// higher retry count wins, and of equal ones the later added.
+fn supersedes(added: &Task, latest: &Task) -> bool {
+    added.retry_count >= latest.retry_count
+}
+
+/// The latest attempt of a reference name by scanning the attempts in the order they were added,
+/// applying the rule [`Workflow::push_task`] applies to each addition.
+fn scanned_latest(tasks: &[Task], reference_name: &str) -> Option<usize> {
+    let mut latest: Option<usize> = None;
+    for (position, task) in tasks.iter().enumerate() {
+        if task.reference_name == reference_name
+            && latest.is_none_or(|best| supersedes(task, &tasks[best]))
+        {
+            latest = Some(position);
+        }
+    }
+    latest
 }
 
 /// FNV-1a of the id: cheap, deterministic, no allocation. A collision only weakens the
@@ -314,5 +385,88 @@ impl<'de> Deserialize<'de> for Workflow {
         let record = WorkflowRecord::deserialize(deserializer)?;
         Workflow::from_parts(record.id, record.status, record.version, record.tasks)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    /// What the lookups must answer, computed from the attempts alone: the latest attempt of a
+    /// name has the highest retry count, and of equal ones is the last added.
+    fn expected_latest(tasks: &[Task], name: &str) -> Option<usize> {
+        tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, task)| task.reference_name == *name)
+            .max_by_key(|(position, task)| (task.retry_count, *position))
+            .map(|(position, _)| position)
+    }
+
+    /// Id and latest-attempt lookups, and the unsuccessful-latest set, agree with their
+    /// definitions after every added attempt: below, at and past the scanned size (where the
+    /// tables are built from the scanned attempts), with retry counts added out of order, and for
+    /// a workflow loaded whole.
+    #[test]
+    fn lookups_agree_with_their_definitions_across_the_scanned_size() {
+        let names = ["a", "b", "c"];
+        let statuses = [
+            TaskStatus::Scheduled,
+            TaskStatus::Failed,
+            TaskStatus::Completed,
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50 {
+            let mut workflow = Workflow::new("wf");
+            for added in 0..3 * SCANNED {
+                let number = next();
+                workflow.push_task(Task {
+                    id: format!("t{added}").as_str().into(),
+                    reference_name: names[number as usize % 3].into(),
+                    status: statuses[(number >> 8) as usize % 3],
+                    retry_count: (number >> 16) as u32 % 4,
+                    iteration: 0,
+                    optional: false,
+                });
+                let loaded = Workflow::from_parts(
+                    "wf",
+                    WorkflowStatus::Running,
+                    0,
+                    workflow.tasks().to_vec(),
+                )
+                .unwrap();
+                for candidate in [&workflow, &loaded] {
+                    let tasks = candidate.tasks();
+                    for (position, task) in tasks.iter().enumerate() {
+                        assert_eq!(candidate.position(&task.id), Some(position));
+                    }
+                    assert_eq!(candidate.position(&"absent".into()), None);
+                    for name in names.iter().chain(&["absent"]) {
+                        assert_eq!(
+                            candidate.latest_position(name),
+                            expected_latest(tasks, name),
+                            "{name} after {} attempts",
+                            tasks.len()
+                        );
+                    }
+                    let unsuccessful: Vec<usize> = (0..tasks.len())
+                        .filter(|&position| {
+                            let task = &tasks[position];
+                            task.status.is_terminal()
+                                && !task.status.is_successful()
+                                && expected_latest(tasks, &task.reference_name) == Some(position)
+                        })
+                        .collect();
+                    assert!(candidate.unsuccessful_latest_positions().eq(unsuccessful));
+                }
+            }
+        }
     }
 }
