@@ -160,9 +160,13 @@ enum Probe {
 /// A set of positions with constant-time insert and remove and iteration in ascending order: a
 /// bitmap with summary levels (bit `i` of level `l + 1` is set when word `i` of level `l` is not
 /// zero), so iteration skips empty regions and costs per member, not per position. The top level
-/// is a single word; a set over `n` positions has about log64(n) levels (3 up to 262,144).
+/// is a single word; a set over `n` positions has about log64(n) levels (3 up to 262,144). Until a
+/// position of 64 or more is added, the members are the bits of one inline word and the set owns
+/// no allocation (most workflows never need more, and are cloned often).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PositionSet {
+    /// The members while `levels` is empty (every member is below 64); zero afterwards.
+    small: u64,
     levels: Vec<Vec<u64>>,
     len: usize,
 }
@@ -175,6 +179,18 @@ impl PositionSet {
 
     /// Adds `position` (no effect if present).
     pub(crate) fn insert(&mut self, position: usize) {
+        if self.levels.is_empty() {
+            if position < 64 {
+                let bit = 1 << position;
+                if self.small & bit == 0 {
+                    self.small |= bit;
+                    self.len += 1;
+                }
+                return;
+            }
+            // The inline word becomes level 0; `grow` summarises it in the levels above.
+            self.levels.push(vec![core::mem::take(&mut self.small)]);
+        }
         self.grow(position);
         let mut index = position;
         for (level, words) in self.levels.iter_mut().enumerate() {
@@ -197,6 +213,13 @@ impl PositionSet {
 
     /// Removes `position` (no effect if absent).
     pub(crate) fn remove(&mut self, position: usize) {
+        if self.levels.is_empty() {
+            if position < 64 && self.small & (1 << position) != 0 {
+                self.small &= !(1 << position);
+                self.len -= 1;
+            }
+            return;
+        }
         let mut index = position;
         for (level, words) in self.levels.iter_mut().enumerate() {
             let Some(word) = words.get_mut(index / 64) else {
@@ -230,6 +253,13 @@ impl PositionSet {
     /// The smallest member at or after `from`: up the levels until a word has a set bit at or
     /// after the current index, then down along the lowest set bits.
     fn first_from(&self, from: usize) -> Option<usize> {
+        if self.levels.is_empty() {
+            if from >= 64 {
+                return None;
+            }
+            let rest = self.small >> from;
+            return (rest != 0).then(|| from + rest.trailing_zeros() as usize);
+        }
         let mut level = 0;
         let mut index = from;
         loop {
