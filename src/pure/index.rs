@@ -162,7 +162,7 @@ enum Probe {
 /// zero), so iteration skips empty regions and costs per member, not per position. The top level
 /// is a single word; a set over `n` positions has about log64(n) levels (3 up to 262,144). Until a
 /// position of 64 or more is added, the members are the bits of one inline word and the set owns
-/// no allocation (most workflows never need more, and are cloned often).
+/// no allocation (a workflow of fewer than 64 attempts never needs more, and is cloned often).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PositionSet {
     /// The members while `levels` is empty (every member is below 64); zero afterwards.

@@ -39,9 +39,9 @@ pub struct Workflow {
 }
 
 /// Up to this many attempts, the id and reference-name lookups scan `tasks` and the hash tables
-/// stay empty: most workflows are this small, and a scan of at most this many keys is a constant
-/// bound (SPEC section 5) that costs less than hashing, and saves the tables' allocations on every
-/// clone. The attempt that takes a workflow past it builds both tables from all its attempts.
+/// stay empty: for small workflows (the bench's, the model's) a scan of at most this many keys is
+/// a constant bound (SPEC section 5) that costs less than hashing, and saves the tables'
+/// allocations on every clone. The attempt that takes a workflow past it builds both tables from all its attempts.
 const SCANNED: usize = 8;
 
 /// Derived from `tasks`; rebuilt on load, maintained by `apply`. Positions index `tasks`, which
@@ -174,11 +174,7 @@ impl Workflow {
         if !self.hashed() {
             return scanned_latest(&self.tasks, reference_name);
         }
-        self.index
-            .latest
-            .get(hash_key(reference_name.as_bytes()), |position| {
-                self.tasks[position].reference_name == reference_name
-            })
+        self.latest_position_hashed(reference_name)
     }
 
     /// How many attempts are not terminal.
@@ -261,8 +257,8 @@ impl Workflow {
         }
     }
 
-    /// The latest attempt's position as the name table has it (during [`Self::hash_all`], when
-    /// the table is not yet complete).
+    /// The latest attempt's position as the name table has it (also during [`Self::hash_all`],
+    /// while the table is being built).
     fn latest_position_hashed(&self, reference_name: &str) -> Option<usize> {
         self.index
             .latest
