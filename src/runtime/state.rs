@@ -63,34 +63,27 @@ impl<K: Ord + Hash + Eq + Clone> LeasedQueue<K> {
         self.place(key, due_ms, None);
     }
 
-    /// Moves `key` to `due_ms`, unleased, if it is queued.
-    fn requeue(&mut self, key: &K, due_ms: u64) -> bool {
-        let queued = self.slots.contains_key(key);
-        if queued {
-            self.place(key, due_ms, None);
-        }
-        queued
+    /// Is `key` queued?
+    fn contains(&self, key: &K) -> bool {
+        self.slots.contains_key(key)
     }
 
-    /// Moves `key` to `due_ms` if `token` leased it and nothing moved it since.
-    fn hand_back(&mut self, key: &K, token: LeaseToken, due_ms: u64) -> bool {
-        let held = self
-            .slots
+    /// Did `token` lease `key`, with nothing moving it since?
+    fn held_by(&self, key: &K, token: LeaseToken) -> bool {
+        self.slots
             .get(key)
-            .is_some_and(|slot| slot.holder == Some(token));
-        if held {
-            self.place(key, due_ms, None);
-        }
-        held
+            .is_some_and(|slot| slot.holder == Some(token))
+    }
+
+    /// The first key due at `now_ms`: the one a pop would lease.
+    fn first_due(&self, now_ms: u64) -> Option<&K> {
+        let (&(due_ms, _), key) = self.order.first_key_value()?;
+        (due_ms <= now_ms).then_some(key)
     }
 
     /// Leases the first key due at `now_ms`, hidden until `now_ms + hide_ms`.
     fn pop(&mut self, now_ms: u64, hide_ms: u64, holder: Option<LeaseToken>) -> Option<K> {
-        let (&(due_ms, _), key) = self.order.first_key_value()?;
-        if due_ms > now_ms {
-            return None;
-        }
-        let key = key.clone();
+        let key = self.first_due(now_ms)?.clone();
         self.place(&key, now_ms.saturating_add(hide_ms), holder);
         Some(key)
     }
@@ -113,6 +106,14 @@ impl<K: Ord + Hash + Eq + Clone> LeasedQueue<K> {
         self.slots.len()
     }
 
+    /// Is an entry due later than `now_ms` (hidden)?
+    fn has_hidden(&self, now_ms: u64) -> bool {
+        self.order
+            .range((now_ms.saturating_add(1), 0)..)
+            .next()
+            .is_some()
+    }
+
     /// Every entry due later than `now_ms` becomes due at `now_ms` (time passes beyond every
     /// hiding lease), in queue order.
     fn reveal(&mut self, now_ms: u64) {
@@ -126,14 +127,18 @@ impl<K: Ord + Hash + Eq + Clone> LeasedQueue<K> {
         }
     }
 
+    /// Are the sequence numbers 1, 2, ... in queue order already?
+    fn is_canonical(&self) -> bool {
+        let mut numbered = (1..).zip(self.order.keys());
+        self.next_sequence == self.order.len() as u64
+            && numbered.all(|(number, &(_, sequence))| sequence == number)
+    }
+
     /// Sequence numbers renumbered 1, 2, ... in queue order: equal contents, equal values.
     fn canonicalize(&mut self) {
         const INLINE: usize = 8;
         let len = self.order.len();
-        let mut numbered = (1..).zip(self.order.keys());
-        if self.next_sequence == len as u64
-            && numbered.all(|(number, &(_, sequence))| sequence == number)
-        {
+        if self.is_canonical() {
             return;
         }
         // Renumbering keeps the order, so the entries go back in the order they came out. A
@@ -180,10 +185,10 @@ struct Owed {
 }
 
 /// The hash of one part of the store, kept until the part changes: 0 until computed. Not part of
-/// the store's value: `Eq` ignores it, a clone keeps it (same contents, same hash). The model
-/// hashes the store after every step that writes it, and most steps leave the workflows alone
-/// (a pop, a lease, a poll): their hash, the costly part, is then not computed again. The
-/// runtime never hashes a store; its only cost there is resetting it on a write.
+/// the store's value: `Eq` ignores it, copies share it (same contents, same hash). The model
+/// hashes the store after every step that writes it, and most steps write one part (a pop, a
+/// lease, a poll): the other parts' hashes, the workflows' the costliest, are not computed
+/// again. The runtime never hashes a store; its only cost there is resetting it on a write.
 #[derive(Debug, Default)]
 struct HashMemo(AtomicU64);
 
@@ -212,48 +217,88 @@ impl Clone for HashMemo {
     }
 }
 
-impl PartialEq for HashMemo {
-    fn eq(&self, _: &HashMemo) -> bool {
-        true
+/// A part of the store that copies of the store share until one of them writes it: cloning the
+/// store copies reference counts, and a write copies only the part it changes (the model's
+/// successors share their parent's store, and most steps write one part: a lease, a queue).
+/// Reading goes through `Deref`; writing through [`edit`](Part::edit), which callers reach
+/// only once they know the call changes something, so a call that changes nothing copies
+/// nothing. The runtime's store is never shared: `edit` finds it unique and copies nothing.
+/// Each part keeps its hash ([`HashMemo`]) with its contents, so copies that share a part share
+/// its hash, and `edit` forgets it.
+#[derive(Debug, Default)]
+struct Part<T>(Arc<(T, HashMemo)>);
+
+impl<T: Clone> Part<T> {
+    /// The part, to change: copied first if another store shares it; its kept hash is reset.
+    fn edit(&mut self) -> &mut T {
+        let (value, memo) = Arc::make_mut(&mut self.0);
+        memo.reset();
+        value
     }
 }
 
-impl Eq for HashMemo {}
+impl<T> Part<T> {
+    /// The part's hash with a fixed seed, by `hash`: kept from an earlier call while the part
+    /// is unchanged.
+    fn hash_kept(&self, hash: impl Fn(&T, &mut KeyHasher)) -> u64 {
+        let compute = || {
+            let mut hasher = KeyHasher::fixed();
+            hash(&self.0 .0, &mut hasher);
+            hasher.finish()
+        };
+        let kept = self.0 .1.get_or(compute);
+        // A write that forgot to reset the memo would merge states in the model that differ.
+        debug_assert_eq!(kept, compute().max(1), "stale hash of a store part");
+        kept
+    }
+}
+
+impl<T> Clone for Part<T> {
+    fn clone(&self) -> Self {
+        Part(Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::ops::Deref for Part<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0 .0
+    }
+}
+
+impl<T: PartialEq> PartialEq for Part<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 .0 == other.0 .0
+    }
+}
+
+impl<T: Eq> Eq for Part<T> {}
 
 /// The whole store as one value. `Eq` and `Hash` cover the contents;
 /// [`canonicalize`](StoreState::canonicalize) renumbers internal counters so that states that
 /// behave alike are equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreState {
-    workflows: Map<WorkflowId, Arc<Workflow>>,
-    /// The hash of `workflows`; every write to it resets this.
-    workflows_hash: HashMemo,
-    leases: Map<WorkflowId, Lease>,
-    decider: LeasedQueue<WorkflowId>,
-    task_queues: Map<ReferenceName, LeasedQueue<TaskId>>,
-    queued_tasks: Map<TaskId, QueuedTask>,
-    outbox: BTreeMap<u64, Owed>,
+    workflows: Part<Map<WorkflowId, Arc<Workflow>>>,
+    leases: Part<Map<WorkflowId, Lease>>,
+    decider: Part<LeasedQueue<WorkflowId>>,
+    task_queues: Part<Map<ReferenceName, LeasedQueue<TaskId>>>,
+    queued_tasks: Part<Map<TaskId, QueuedTask>>,
+    outbox: Part<BTreeMap<u64, Owed>>,
     next_outbox: u64,
 }
 
 impl Hash for StoreState {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let workflows = || {
-            let mut hasher = KeyHasher::fixed();
-            hash_sorted(&self.workflows, &mut hasher);
-            hasher.finish()
-        };
-        let kept = self.workflows_hash.get_or(workflows);
-        // A write that forgot to reset the memo would merge states in the model that differ.
-        debug_assert_eq!(kept, workflows().max(1), "stale workflows hash");
-        state.write_u64(kept);
-        hash_sorted(&self.leases, state);
-        self.decider.hash(state);
-        hash_sorted(&self.task_queues, state);
-        self.outbox.hash(state);
+        state.write_u64(self.workflows.hash_kept(hash_sorted));
+        state.write_u64(self.leases.hash_kept(hash_sorted));
+        state.write_u64(self.decider.hash_kept(LeasedQueue::hash));
+        state.write_u64(self.task_queues.hash_kept(hash_sorted));
+        state.write_u64(self.outbox.hash_kept(BTreeMap::hash));
         self.next_outbox.hash(state);
-        // `queued_tasks` is determined by the task queues' keys and the pushes that made them.
-        hash_sorted(&self.queued_tasks, state);
+        // `queued_tasks` last: it follows from the task queues' keys and the pushes that made them.
+        state.write_u64(self.queued_tasks.hash_kept(hash_sorted));
     }
 }
 
@@ -314,17 +359,24 @@ impl StoreState {
                 token,
                 now_ms,
                 unack_ms,
-            } => Reply::Popped(self.decider.pop(now_ms, unack_ms, Some(token))),
+            } => Reply::Popped(match self.decider.first_due(now_ms) {
+                Some(_) => self.decider.edit().pop(now_ms, unack_ms, Some(token)),
+                None => None,
+            }),
             Call::HandBack { id, token, due_ms } => {
-                Reply::Moved(self.decider.hand_back(id, token, due_ms))
+                let held = self.decider.held_by(id, token);
+                if held {
+                    self.decider.edit().push(id, due_ms);
+                }
+                Reply::Moved(held)
             }
-            Call::Requeue { id, due_ms } => Reply::Moved(self.decider.requeue(id, due_ms)),
+            Call::Requeue { id, due_ms } => Reply::Moved(self.requeue(id, due_ms)),
             Call::DropIfNotRunning { id } => {
                 let running = self
                     .workflows
                     .get(id)
                     .is_some_and(|workflow| workflow.status() == WorkflowStatus::Running);
-                Reply::Moved(!running && self.decider.remove(id))
+                Reply::Moved(!running && self.remove_from_decider(id))
             }
             Call::PollTask {
                 reference_name,
@@ -337,7 +389,10 @@ impl StoreState {
                 claim_ms,
                 max,
             } => Reply::Outbox(self.take_outbox(now_ms, claim_ms, max)),
-            Call::AckOutbox { sequence } => Reply::Moved(self.outbox.remove(&sequence).is_some()),
+            Call::AckOutbox { sequence } => Reply::Moved(
+                self.outbox.contains_key(&sequence)
+                    && self.outbox.edit().remove(&sequence).is_some(),
+            ),
         }
     }
 
@@ -359,7 +414,7 @@ impl StoreState {
         }
         let id = workflow.id().clone();
         if workflow.status() == WorkflowStatus::Running {
-            self.decider.push(&id, now_ms);
+            self.decider.edit().push(&id, now_ms);
         }
         // A loaded workflow may hold SCHEDULED attempts: each waits in its task queue.
         for task in workflow.tasks() {
@@ -372,8 +427,7 @@ impl StoreState {
                 self.push_task(&queued, now_ms);
             }
         }
-        self.workflows_hash.reset();
-        self.workflows.insert(id, Arc::new(workflow.clone()));
+        self.workflows.edit().insert(id, Arc::new(workflow.clone()));
         true
     }
 
@@ -385,16 +439,13 @@ impl StoreState {
         now_ms: u64,
     ) -> Result<Lease, Lease> {
         let granted = Lease::granted(token, now_ms, lease_ms);
-        match self.leases.get_mut(id) {
+        match self.leases.get(id) {
             Some(current) if current.holder != token && current.is_valid_at(now_ms) => {
                 Err(*current)
             }
-            Some(current) => {
-                *current = granted;
-                Ok(granted)
-            }
-            None => {
-                self.leases.insert(id.clone(), granted);
+            Some(current) if *current == granted => Ok(granted),
+            _ => {
+                self.leases.edit().insert(id.clone(), granted);
                 Ok(granted)
             }
         }
@@ -406,7 +457,7 @@ impl StoreState {
             .get(id)
             .is_some_and(|lease| lease.holder == token);
         if held {
-            self.leases.remove(id);
+            self.leases.edit().remove(id);
         }
         held
     }
@@ -418,16 +469,18 @@ impl StoreState {
         plan: &QueuePlan,
         now_ms: u64,
     ) -> CommitReply {
-        let Some(slot) = self.workflows.get_mut(id) else {
+        let Some(stored) = self.workflows.get(id) else {
             return CommitReply::Unknown;
         };
         // The version first, so a stale step never copies a shared snapshot.
-        if slot.version() != step.read_version() || !step.is_applied() {
+        if stored.version() != step.read_version() || !step.is_applied() {
             return CommitReply::Stale {
-                current: slot.version(),
+                current: stored.version(),
             };
         }
-        self.workflows_hash.reset();
+        let Some(slot) = self.workflows.edit().get_mut(id) else {
+            return CommitReply::Unknown;
+        };
         if Arc::make_mut(slot).apply(step).is_err() {
             // Same version, another state: a step of another workflow (a foreign step).
             return CommitReply::Stale {
@@ -440,7 +493,7 @@ impl StoreState {
         };
         for effect in step.effects_in(Phase::PostCommit) {
             self.next_outbox += 1;
-            self.outbox.insert(
+            self.outbox.edit().insert(
                 self.next_outbox,
                 Owed {
                     workflow: id.clone(),
@@ -468,11 +521,11 @@ impl StoreState {
         match plan.decider {
             DeciderPlan::Keep => {}
             DeciderPlan::Leave => {
-                self.decider.remove(id);
+                self.remove_from_decider(id);
             }
-            DeciderPlan::Enter => self.decider.push(id, now_ms),
+            DeciderPlan::Enter => self.push_to_decider(id, now_ms),
             DeciderPlan::Wake if status == WorkflowStatus::Running => {
-                self.decider.requeue(id, now_ms);
+                self.requeue(id, now_ms);
             }
             DeciderPlan::Wake => {}
         }
@@ -488,22 +541,28 @@ impl StoreState {
         if self.queued_tasks.contains_key(&task.task) {
             return;
         }
-        match self.task_queues.get_mut(&task.reference_name) {
+        let queues = self.task_queues.edit();
+        match queues.get_mut(&task.reference_name) {
             Some(queue) => queue.push(&task.task, now_ms),
             None => {
                 let mut queue = LeasedQueue::default();
                 queue.push(&task.task, now_ms);
-                self.task_queues.insert(task.reference_name.clone(), queue);
+                queues.insert(task.reference_name.clone(), queue);
             }
         }
-        self.queued_tasks.insert(task.task.clone(), task.clone());
+        self.queued_tasks
+            .edit()
+            .insert(task.task.clone(), task.clone());
     }
 
     fn remove_task(&mut self, task: &TaskId) -> bool {
-        let Some(queued) = self.queued_tasks.remove(task) else {
+        if !self.queued_tasks.contains_key(task) {
+            return false;
+        }
+        let Some(queued) = self.queued_tasks.edit().remove(task) else {
             return false;
         };
-        if let Some(queue) = self.task_queues.get_mut(&queued.reference_name) {
+        if let Some(queue) = self.task_queues.edit().get_mut(&queued.reference_name) {
             // An emptied queue stays (no allocation when its name is pushed again);
             // `canonicalize` drops it.
             queue.remove(task);
@@ -517,16 +576,21 @@ impl StoreState {
         now_ms: u64,
         visibility_ms: u64,
     ) -> Option<QueuedTask> {
-        let task = self
-            .task_queues
-            .get_mut(reference_name)?
-            .pop(now_ms, visibility_ms, None)?;
+        self.task_queues.get(reference_name)?.first_due(now_ms)?;
+        let task =
+            self.task_queues
+                .edit()
+                .get_mut(reference_name)?
+                .pop(now_ms, visibility_ms, None)?;
         self.queued_tasks.get(&task).cloned()
     }
 
     fn take_outbox(&mut self, now_ms: u64, claim_ms: u64, max: usize) -> Vec<OutboxEntry> {
         let mut taken = Vec::new();
-        for (&sequence, owed) in self.outbox.iter_mut() {
+        if max == 0 || !self.outbox_ready(now_ms) {
+            return taken;
+        }
+        for (&sequence, owed) in self.outbox.edit().iter_mut() {
             if taken.len() >= max {
                 break;
             }
@@ -631,35 +695,44 @@ impl StoreState {
     /// Environment: the lease on `id` expires now (its holder may still run). `false` if there is
     /// none.
     pub fn expire_lease(&mut self, id: &WorkflowId) -> bool {
-        match self.leases.get_mut(id) {
-            Some(lease) => {
-                lease.expires_at_ms = 0;
-                true
-            }
-            None => false,
+        if !self.leases.contains_key(id) {
+            return false;
         }
+        if let Some(lease) = self.leases.edit().get_mut(id) {
+            lease.expires_at_ms = 0;
+        }
+        true
     }
 
     /// Environment: time passes beyond every hiding lease (decider-queue pops, task polls, outbox
     /// claims): everything hidden is visible at `now_ms`.
     pub fn reveal(&mut self, now_ms: u64) {
-        self.decider.reveal(now_ms);
-        for queue in self.task_queues.values_mut() {
-            queue.reveal(now_ms);
+        if self.decider.has_hidden(now_ms) {
+            self.decider.edit().reveal(now_ms);
         }
-        for owed in self.outbox.values_mut() {
-            owed.visible_at_ms = owed.visible_at_ms.min(now_ms);
+        if self
+            .task_queues
+            .values()
+            .any(|queue| queue.has_hidden(now_ms))
+        {
+            for queue in self.task_queues.edit().values_mut() {
+                queue.reveal(now_ms);
+            }
+        }
+        if self.outbox.values().any(|owed| owed.visible_at_ms > now_ms) {
+            for owed in self.outbox.edit().values_mut() {
+                owed.visible_at_ms = owed.visible_at_ms.min(now_ms);
+            }
         }
     }
 
     /// Is anything hidden at `now_ms`: a decider entry, a task entry or an outbox claim?
     pub fn has_hidden(&self, now_ms: u64) -> bool {
-        let later = (now_ms.saturating_add(1), 0);
-        self.decider.order.range(later..).next().is_some()
+        self.decider.has_hidden(now_ms)
             || self
                 .task_queues
                 .values()
-                .any(|queue| queue.order.range(later..).next().is_some())
+                .any(|queue| queue.has_hidden(now_ms))
             || self.outbox.values().any(|owed| owed.visible_at_ms > now_ms)
     }
 
@@ -667,19 +740,28 @@ impl StoreState {
     /// a backup, and for the legacy (defective) protocols the model reproduces. Never used by
     /// the runtime's operations.
     pub fn overwrite(&mut self, workflow: Workflow) {
-        self.workflows_hash.reset();
         self.workflows
+            .edit()
             .insert(workflow.id().clone(), Arc::new(workflow));
     }
 
     /// Environment and legacy protocols: removes the decider-queue entry of `id`.
     pub fn remove_from_decider(&mut self, id: &WorkflowId) -> bool {
-        self.decider.remove(id)
+        self.decider.contains(id) && self.decider.edit().remove(id)
     }
 
     /// Environment and legacy protocols: enters `id` in the decider queue, due at `now_ms`.
     pub fn push_to_decider(&mut self, id: &WorkflowId, now_ms: u64) {
-        self.decider.push(id, now_ms);
+        self.decider.edit().push(id, now_ms);
+    }
+
+    /// Moves `id` to `due_ms` in the decider queue, unleased, if it is queued there.
+    fn requeue(&mut self, id: &WorkflowId, due_ms: u64) -> bool {
+        let queued = self.decider.contains(id);
+        if queued {
+            self.decider.edit().push(id, due_ms);
+        }
+        queued
     }
 
     /// A store's contents, rebuilt entry by entry (a [`PostgresStore`](super::PostgresStore)
@@ -691,13 +773,13 @@ impl StoreState {
         due_ms: u64,
         holder: Option<LeaseToken>,
     ) {
-        self.decider.place(id, due_ms, holder);
+        self.decider.edit().place(id, due_ms, holder);
     }
 
     /// Restores a lease record.
     #[cfg(feature = "postgres")]
     pub(crate) fn restore_lease(&mut self, id: WorkflowId, lease: Lease) {
-        self.leases.insert(id, lease);
+        self.leases.edit().insert(id, lease);
     }
 
     /// Restores a task-queue entry, placed after every entry of its queue restored before it.
@@ -710,7 +792,7 @@ impl StoreState {
     #[cfg(feature = "postgres")]
     pub(crate) fn restore_owed(&mut self, entry: OutboxEntry, visible_at_ms: u64) {
         self.next_outbox = self.next_outbox.max(entry.sequence);
-        self.outbox.insert(
+        self.outbox.edit().insert(
             entry.sequence,
             Owed {
                 workflow: entry.workflow,
@@ -726,10 +808,19 @@ impl StoreState {
     /// states with the same contents and the same order are equal. Outbox sequences in use are
     /// kept: a runner may hold them.
     pub fn canonicalize(&mut self) {
-        self.decider.canonicalize();
-        self.task_queues.retain(|_, queue| queue.len() > 0);
-        for queue in self.task_queues.values_mut() {
-            queue.canonicalize();
+        if !self.decider.is_canonical() {
+            self.decider.edit().canonicalize();
+        }
+        if self
+            .task_queues
+            .values()
+            .any(|queue| queue.len() == 0 || !queue.is_canonical())
+        {
+            let queues = self.task_queues.edit();
+            queues.retain(|_, queue| queue.len() > 0);
+            for queue in queues.values_mut() {
+                queue.canonicalize();
+            }
         }
         self.next_outbox = self.outbox.keys().next_back().copied().unwrap_or(0);
     }
