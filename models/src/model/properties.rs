@@ -365,33 +365,36 @@ fn exercised(model: &ProtocolModel, name: &str) -> bool {
 }
 
 fn holds(state: &State, invariant: Invariant) -> bool {
-    violated(state.workflow())
-        .iter()
-        .all(|&violated| violated != invariant)
+    violated(state.workflow()) & bit(invariant) == 0
+}
+
+/// `invariant`'s bit in a set of invariants.
+fn bit(invariant: Invariant) -> u16 {
+    1 << invariant as u16
 }
 
 thread_local! {
-    /// The invariants `wfstate::check` found broken in the workflow last checked on this thread.
-    /// Successor states share their workflow until a commit changes it, and five properties
-    /// ask about the same one. The entry holds the workflow, so its address cannot be reused by
-    /// another while it is cached, and a shared workflow is never changed in place.
-    static LAST_CHECKED: std::cell::RefCell<Option<(Arc<Workflow>, Vec<Invariant>)>> =
+    /// The invariants `wfstate::check` found broken in the workflow last checked on this thread
+    /// (a set of [`bit`]s). Successor states share their workflow until a commit changes it,
+    /// and five properties ask about the same one. The entry holds the workflow, so its address
+    /// cannot be reused by another while it is cached, and a shared workflow is never changed
+    /// in place.
+    static LAST_CHECKED: std::cell::RefCell<Option<(Arc<Workflow>, u16)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// The invariants `wfstate::check` reports broken in `workflow`.
-fn violated(workflow: &Arc<Workflow>) -> Vec<Invariant> {
+/// The invariants `wfstate::check` reports broken in `workflow`, as a set of [`bit`]s.
+fn violated(workflow: &Arc<Workflow>) -> u16 {
     LAST_CHECKED.with_borrow_mut(|last| {
         if let Some((checked, violated)) = last {
             if Arc::ptr_eq(checked, workflow) {
-                return violated.clone();
+                return *violated;
             }
         }
-        let violated: Vec<Invariant> = check(workflow)
+        let violated = check(workflow)
             .iter()
-            .map(|violation| violation.invariant())
-            .collect();
-        *last = Some((Arc::clone(workflow), violated.clone()));
+            .fold(0, |set, violation| set | bit(violation.invariant()));
+        *last = Some((Arc::clone(workflow), violated));
         violated
     })
 }

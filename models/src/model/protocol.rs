@@ -163,7 +163,15 @@ pub struct ProtocolModel {
     /// [`remember_reached`](ProtocolModel::remember_reached) and
     /// [`all_at_once`](ProtocolModel::all_at_once).
     pub(crate) tally: Tally,
+    /// The attempt ids of the configuration's tasks for retry counts below [`KEPT_ATTEMPTS`],
+    /// by definition index then retry count: a delivered report names its attempt by these,
+    /// and formatting one took a tenth of a delivery.
+    pub(crate) attempt_ids: Vec<Vec<TaskId>>,
 }
+
+/// How many retry counts of each task [`ProtocolModel`] keeps the attempt id of (the model's
+/// attempts are bounded by `max_attempts` and the retries of its script).
+const KEPT_ATTEMPTS: u32 = 8;
 
 /// Sets a ghost flag (when `$cond` holds), copying the shared ghost only if the flag changes.
 macro_rules! mark {
@@ -216,12 +224,23 @@ impl ProtocolModel {
         engine.task_visibility_ms = 1;
         engine.outbox_claim_ms = 1;
         engine.max_attempts = 2;
+        let attempt_ids = config
+            .definition
+            .tasks
+            .iter()
+            .map(|task| {
+                (0..KEPT_ATTEMPTS)
+                    .map(|retry| TaskId::attempt(State::id(), &task.reference_name, retry))
+                    .collect()
+            })
+            .collect();
         ProtocolModel {
             config,
             variant,
             decider,
             engine,
             tally: Tally::default(),
+            attempt_ids,
         }
     }
 
@@ -261,11 +280,20 @@ impl ProtocolModel {
     }
 
     fn attempt_id(&self, message: &Message) -> TaskId {
-        TaskId::attempt(
-            State::id(),
-            self.reference(message.task),
-            message.retry_count,
-        )
+        let kept = self
+            .attempt_ids
+            .get(message.task as usize)
+            .and_then(|ids| ids.get(message.retry_count as usize));
+        let formatted = || {
+            TaskId::attempt(
+                State::id(),
+                self.reference(message.task),
+                message.retry_count,
+            )
+        };
+        // The configuration is not changed after `new` (as `all_at_once` also requires).
+        debug_assert!(kept.is_none_or(|id| *id == formatted()));
+        kept.cloned().unwrap_or_else(formatted)
     }
 
     /// Would a sweep find something to do? Requeue-with-delay is abstracted: a sweeper comes
