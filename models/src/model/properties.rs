@@ -25,11 +25,11 @@ pub const ALWAYS: &[(&str, Condition)] = &[
     }),
     ("I2", |_, s| holds(s, Invariant::I2)),
     ("I3", |_, s| {
-        holds(s, Invariant::I3) && !s.ghost.broken.contains(&Invariant::I3)
+        holds(s, Invariant::I3) && !s.ghost.broken.contains(Invariant::I3)
     }),
     ("I4", |_, s| s.workflow().version() == s.ghost.commits),
     // Across every write: terminal becomes RUNNING only through retry.
-    ("I5", |_, s| !s.ghost.broken.contains(&Invariant::I5)),
+    ("I5", |_, s| !s.ghost.broken.contains(Invariant::I5)),
     ("I6a", i6a),
     // At most one attempt per reference name, retry count and loop iteration.
     ("I8", |_, s| holds(s, Invariant::I8)),

@@ -173,7 +173,7 @@ pub struct ProtocolModel {
 /// attempts are bounded by `max_attempts` and the retries of its script).
 const KEPT_ATTEMPTS: u32 = 8;
 
-/// Sets a ghost flag (when `$cond` holds), copying the shared ghost only if the flag changes.
+/// Sets a ghost flag (when `$cond` holds).
 macro_rules! mark {
     ($state:expr, $flag:ident) => {
         if !$state.ghost.$flag {
@@ -664,9 +664,7 @@ impl ProtocolModel {
         let after = Arc::clone(state.workflow());
         for violation in check_pair(before, &after, through_retry) {
             let invariant = violation.invariant();
-            if !state.ghost.broken.contains(&invariant) {
-                state.ghost.broken.push(invariant);
-            }
+            state.ghost.broken.insert(invariant);
         }
         mark!(state, paused, after.status() == WorkflowStatus::Paused);
         mark!(state, retried, through_retry);
@@ -1444,10 +1442,10 @@ impl Model for ProtocolModel {
                 starter: u8::from(self.variant == Variant::LegacyUnlockedStart),
                 worker_failures: self.config.worker_failures.unwrap_or(0),
             }),
-            ghost: Shared::new(Ghost {
+            ghost: Ghost {
                 lost_output,
                 ..Ghost::default()
-            }),
+            },
         }]
     }
 

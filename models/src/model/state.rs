@@ -305,9 +305,9 @@ impl Hasher for PartHasher {
     }
 }
 
-/// The whole model state. Every part is [`Shared`] between a state and its successors until a
-/// step changes it (most steps change one actor and the ghost; about two steps in three leave
-/// the store as it was).
+/// The whole model state. Every part but the ghost is [`Shared`] between a state and its
+/// successors until a step changes it (most steps change one actor and the ghost; about two
+/// steps in three leave the store as it was).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct State {
     /// The store: the runtime's own pure state.
@@ -329,7 +329,7 @@ pub struct State {
     /// Budgets left.
     pub budgets: Shared<Budgets>,
     /// History the properties need.
-    pub ghost: Shared<Ghost>,
+    pub ghost: Ghost,
 }
 
 /// What the bounded environment may still do.
@@ -354,13 +354,35 @@ pub struct Budgets {
     pub worker_failures: u8,
 }
 
-/// Ghost history: not part of the system, only of what the properties need to see.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+/// A set of invariant ids, one bit each: copied, not allocated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct InvariantSet(u16);
+
+impl InvariantSet {
+    fn bit(invariant: Invariant) -> u16 {
+        1 << invariant as u16
+    }
+
+    /// Is `invariant` in the set?
+    pub fn contains(&self, invariant: Invariant) -> bool {
+        self.0 & Self::bit(invariant) != 0
+    }
+
+    /// Adds `invariant`.
+    pub fn insert(&mut self, invariant: Invariant) {
+        self.0 |= Self::bit(invariant);
+    }
+}
+
+/// Ghost history: not part of the system, only of what the properties need to see. A few words,
+/// held in the state itself (not shared): most commits change it, and copying it costs less
+/// than a shared part's reference count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Ghost {
     /// Every write to the stored workflow (the version must equal it: I4).
     pub commits: u64,
     /// Pair invariants (I3, I5) some write broke.
-    pub broken: Vec<Invariant>,
+    pub broken: InvariantSet,
     /// Some lease expired (I6b is only promised before that).
     pub lease_expired: bool,
     /// The last task edge a committed step took (edge coverage).
