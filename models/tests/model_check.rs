@@ -459,3 +459,44 @@ fn defects_doc_rows_match_the_pinned_counterexamples() {
         .count();
     assert!(rows >= 13, "at least 13 defect rows, found {rows}");
 }
+
+/// A state cloned on another thread than the one that made it (stateright hands pending states
+/// to an idle thread) is an equal value with an equal hash that shares no part with the
+/// original; clones on one thread share their parts.
+#[test]
+fn a_state_cloned_on_another_thread_is_equal_and_shares_no_part() {
+    use std::hash::{BuildHasher, RandomState};
+    use wfstate_models::model::state::Shared;
+
+    let model = ProtocolModel::new(Config::default_config(), Variant::Fixed);
+    let init = model.init_states().remove(0);
+    let mut actions = Vec::new();
+    model.actions(&init, &mut actions);
+    let successors: Vec<_> = actions
+        .into_iter()
+        .filter_map(|action| model.next_state(&init, action))
+        .collect();
+    assert!(!successors.is_empty());
+    let hasher = RandomState::new();
+    for state in std::iter::once(&init).chain(&successors) {
+        let (copy, again) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let copy = state.clone();
+                    let again = copy.clone();
+                    assert!(Shared::same(&copy.store, &again.store));
+                    assert!(Shared::same(&copy.sweepers, &again.sweepers));
+                    (copy, again)
+                })
+                .join()
+                .expect("the clone does not panic")
+        });
+        assert_eq!(&copy, state);
+        assert_eq!(hasher.hash_one(&copy), hasher.hash_one(state));
+        assert!(!Shared::same(&copy.store, &state.store));
+        assert!(!Shared::same(&copy.sweepers, &state.sweepers));
+        assert!(!Shared::same(&copy.sweepers[0], &state.sweepers[0]));
+        assert!(!Shared::same(&copy.budgets, &state.budgets));
+        drop(again);
+    }
+}
