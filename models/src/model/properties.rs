@@ -11,7 +11,7 @@ use wfstate::runtime::{
 use wfstate::{check, Invariant, TaskStatus, Workflow, WorkflowStatus};
 
 use super::protocol::{ProtocolModel, SharedDecider};
-use super::state::{Shared, State, NOW_MS};
+use super::state::{InvariantSet, Shared, State, NOW_MS};
 
 type Condition = fn(&ProtocolModel, &State) -> bool;
 
@@ -365,35 +365,30 @@ fn exercised(model: &ProtocolModel, name: &str) -> bool {
 }
 
 fn holds(state: &State, invariant: Invariant) -> bool {
-    violated(state.workflow()) & bit(invariant) == 0
-}
-
-/// `invariant`'s bit in a set of invariants.
-fn bit(invariant: Invariant) -> u16 {
-    1 << invariant as u16
+    !violated(state.workflow()).contains(invariant)
 }
 
 thread_local! {
-    /// The invariants `wfstate::check` found broken in the workflow last checked on this thread
-    /// (a set of [`bit`]s). Successor states share their workflow until a commit changes it,
+    /// The invariants `wfstate::check` found broken in the workflow last checked on this thread. Successor states share their workflow until a commit changes it,
     /// and five properties ask about the same one. The entry holds the workflow, so its address
     /// cannot be reused by another while it is cached, and a shared workflow is never changed
     /// in place.
-    static LAST_CHECKED: std::cell::RefCell<Option<(Arc<Workflow>, u16)>> =
+    static LAST_CHECKED: std::cell::RefCell<Option<(Arc<Workflow>, InvariantSet)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// The invariants `wfstate::check` reports broken in `workflow`, as a set of [`bit`]s.
-fn violated(workflow: &Arc<Workflow>) -> u16 {
+/// The invariants `wfstate::check` reports broken in `workflow`.
+fn violated(workflow: &Arc<Workflow>) -> InvariantSet {
     LAST_CHECKED.with_borrow_mut(|last| {
         if let Some((checked, violated)) = last {
             if Arc::ptr_eq(checked, workflow) {
                 return *violated;
             }
         }
-        let violated = check(workflow)
-            .iter()
-            .fold(0, |set, violation| set | bit(violation.invariant()));
+        let mut violated = InvariantSet::default();
+        for violation in check(workflow) {
+            violated.insert(violation.invariant());
+        }
         *last = Some((Arc::clone(workflow), violated));
         violated
     })
