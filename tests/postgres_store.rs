@@ -7,7 +7,9 @@
 //! - failures: a stopped server, killed sessions, a COMMIT whose answer is lost (a proxy cuts
 //!   the connection after forwarding it) and one cut before it: each is the contract's typed
 //!   failure, nothing is lost, and the engine recovers once the server is back;
-//! - the schema: a database at another schema version is refused and left as it is;
+//! - the schema: a database at a newer schema version is refused and left as it is, one at an
+//!   older version is upgraded;
+//! - attempts of one task id in two workflows keep an entry each, in both stores;
 //! - several engines (each its own store and connections) share one database concurrently.
 
 #[path = "support/postgres.rs"]
@@ -27,7 +29,8 @@ use wfstate::runtime::{
     ReportError, Store, StoreFailure, Sweep,
 };
 use wfstate::{
-    check, Definition, Report, ReportStatus, TaskDefinition, TaskStatus, WorkflowId, WorkflowStatus,
+    check, Decision, Definition, EngineInput, NewTask, Report, ReportStatus, TaskDefinition,
+    TaskId, TaskStatus, Workflow, WorkflowId, WorkflowStatus,
 };
 
 const REFERENCES: [&str; 3] = ["fetch", "charge", "notify"];
@@ -372,7 +375,7 @@ fn postgres_store_refuses_a_schema_of_another_version() {
         other => panic!("a schema of version 99 opened: {other:?}"),
     }
     admin
-        .batch_execute("UPDATE wf_schema SET version = 1")
+        .batch_execute(&format!("UPDATE wf_schema SET version = {SCHEMA_VERSION}"))
         .expect("update");
     let again = PostgresStore::open(&cluster.url()).expect("opens again");
     let state = again.snapshot().expect("snapshot");
@@ -611,4 +614,86 @@ fn postgres_engines_share_one_database() {
     assert_eq!(state.decider_len(), 0);
     assert_eq!(state.task_len(), 0);
     assert_eq!(state.outbox_len(), 0);
+}
+
+/// Two workflows whose attempts share a task id (the engine names attempts, and two workflows
+/// of one definition may well name theirs alike): each attempt has its own task-queue entry,
+/// is handed out, and ending one leaves the other queued. (Keyed by task id alone, the second
+/// entry was never written and the first report removed the other's: a fuzz finding.)
+fn idle(_: &Workflow) -> Decision {
+    Decision::Idle
+}
+
+fn attempts_sharing_an_id<S: Store>(engine: &Engine<S, fn(&Workflow) -> Decision>) {
+    let (first, second) = (WorkflowId::new("first"), WorkflowId::new("second"));
+    let task = TaskId::new("t");
+    for id in [&first, &second] {
+        engine.start(id.clone(), 0).expect("start");
+        let schedule = EngineInput::Schedule(NewTask::new(task.clone(), "fetch"));
+        engine.act(id, schedule, 0).expect("schedule");
+    }
+    let polled: Vec<WorkflowId> = (0..2)
+        .map(|_| {
+            let polled = engine
+                .poll_task("fetch", 1)
+                .expect("poll")
+                .expect("an entry");
+            assert_eq!(polled.task, task);
+            polled.workflow
+        })
+        .collect();
+    assert_eq!(polled, [first.clone(), second.clone()], "one entry each");
+    let done = Report::new(task.clone(), ReportStatus::Completed);
+    let applied = engine.report(&second, done.clone(), 2).expect("report");
+    assert!(applied.step.is_applied());
+    // The first workflow's attempt still runs: its entry reappears once its visibility ends.
+    let later = 2 + config().task_visibility_ms;
+    let again = engine
+        .poll_task("fetch", later)
+        .expect("poll")
+        .expect("kept");
+    assert_eq!(
+        (again.workflow, again.task, again.redelivered),
+        (first.clone(), task.clone(), true)
+    );
+    let applied = engine.report(&first, done, later).expect("report");
+    assert!(applied.step.is_applied());
+    assert_eq!(engine.poll_task("fetch", 10 * later), Ok(None));
+}
+
+#[test]
+fn attempts_sharing_a_task_id_keep_an_entry_each_in_both_stores() {
+    let idle: fn(&Workflow) -> Decision = idle;
+    let memory = Engine::with_config(InMemoryStore::new(), idle, config());
+    attempts_sharing_an_id(&memory);
+    assert_eq!(memory.store().task_len(), 0);
+    let Some(cluster) = cluster("attempts_sharing_a_task_id_keep_an_entry_each_in_both_stores")
+    else {
+        return;
+    };
+    // A database created at schema version 1 (task entries keyed by task id alone) is upgraded
+    // when a store opens it; the scenario then runs on the upgraded tables.
+    let store = PostgresStore::open(&cluster.url()).expect("creates the schema");
+    store
+        .batch_execute(
+            "ALTER TABLE wf_tasks DROP CONSTRAINT wf_tasks_pkey; \
+             ALTER TABLE wf_tasks ADD PRIMARY KEY (task_id); \
+             UPDATE wf_schema SET version = 1",
+        )
+        .expect("back to version 1");
+    drop(store);
+    let tee = Tee {
+        memory: InMemoryStore::new(),
+        postgres: PostgresStore::open(&cluster.url()).expect("upgrades version 1"),
+        calls: AtomicU64::new(0),
+    };
+    tee.postgres
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF (SELECT max(version) FROM wf_schema) <> {SCHEMA_VERSION} \
+             THEN RAISE EXCEPTION 'not upgraded'; END IF; END $$"
+        ))
+        .expect("the schema is at the current version");
+    let engine = Engine::with_config(tee, idle, config());
+    attempts_sharing_an_id(&engine);
+    engine.store().assert_same_state("after the scenario");
 }

@@ -390,7 +390,9 @@ fn d1_terminate_is_atomic_and_failing_effects_are_retried() {
     assert_eq!(committed.task(&task).unwrap().status, TaskStatus::Canceled);
     assert_eq!(due(&engine, &id("wf")), None, "left the decider queue");
     assert!(
-        !engine.store().read(|state| state.task_queued(&task)),
+        !engine
+            .store()
+            .read(|state| state.task_queued(&id("wf"), &task)),
         "the cancelled attempt left its task queue in the same commit"
     );
     assert_eq!(
@@ -755,12 +757,16 @@ fn poll_starts_tasks_and_drops_stale_entries() {
         committed,
         Ok(Reply::Committed(CommitReply::Done(_)))
     ));
-    assert!(engine.store().read(|state| state.task_queued(&stale)));
+    assert!(engine
+        .store()
+        .read(|state| state.task_queued(&id("other"), &stale)));
     let version = load(&engine, &id("other")).version();
 
     assert_eq!(engine.poll_task("fetch", 3), Ok(None));
     assert!(
-        !engine.store().read(|state| state.task_queued(&stale)),
+        !engine
+            .store()
+            .read(|state| state.task_queued(&id("other"), &stale)),
         "the stale entry was dropped, not merely hidden"
     );
     assert_eq!(
@@ -790,7 +796,9 @@ fn a_polled_attempt_stays_queued_and_is_redelivered_after_the_visibility_timeout
         TaskStatus::InProgress
     );
     assert!(
-        engine.store().read(|state| state.task_queued(&polled.task)),
+        engine
+            .store()
+            .read(|state| state.task_queued(&polled.workflow, &polled.task)),
         "the entry stays queued while the attempt runs"
     );
     assert_eq!(
@@ -823,7 +831,9 @@ fn a_polled_attempt_stays_queued_and_is_redelivered_after_the_visibility_timeout
         .unwrap()
         .step
         .is_applied());
-    assert!(!engine.store().read(|state| state.task_queued(&polled.task)));
+    assert!(!engine
+        .store()
+        .read(|state| state.task_queued(&polled.workflow, &polled.task)));
     assert_eq!(engine.poll_task("fetch", 3 * visibility_ms), Ok(None));
 }
 
@@ -1176,8 +1186,11 @@ fn task_queue_and_outbox_calls_report_what_they_did() {
     assert_eq!(state.execute(poll(0)), Reply::Task(Some(queued.clone())));
     assert_eq!(state.execute(poll(9)), Reply::Task(None), "hidden");
     assert_eq!(state.execute(poll(10)), Reply::Task(Some(queued.clone())));
-    assert!(state.task_queued(&queued.task));
-    let drop_task = Call::DropTask { task: &queued.task };
+    assert!(state.task_queued(&queued.workflow, &queued.task));
+    let drop_task = Call::DropTask {
+        workflow: &queued.workflow,
+        task: &queued.task,
+    };
     assert_eq!(state.execute(drop_task), Reply::Moved(true));
     assert_eq!(state.execute(drop_task), Reply::Moved(false));
     assert_eq!(state.task_len(), 0);

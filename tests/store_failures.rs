@@ -664,7 +664,7 @@ fn nothing_lost(
         // Every live attempt waits in its task queue (hidden or not).
         for task in workflow.active_tasks() {
             assert!(
-                state.task_queued(&task.id),
+                state.task_queued(id, &task.id),
                 "{case}: {} attempt {} left its task queue",
                 task.status,
                 task.id

@@ -818,7 +818,7 @@ impl Replay {
         for workflow in state.workflows() {
             for task in workflow.active_tasks() {
                 assert!(
-                    state.task_queued(&task.id),
+                    state.task_queued(workflow.id(), &task.id),
                     "{op:?}: {} attempt {} of {} is in no task queue",
                     task.status,
                     task.id,

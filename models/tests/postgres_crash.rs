@@ -155,7 +155,7 @@ fn check_at_rest(state: &StoreState, violations: &mut Vec<String>) {
         }
         if !workflow.status().is_terminal() {
             for task in workflow.tasks() {
-                if task.status == TaskStatus::Scheduled && !state.task_queued(&task.id) {
+                if task.status == TaskStatus::Scheduled && !state.task_queued(id, &task.id) {
                     violations.push(format!("{id}: {} SCHEDULED but not queued", task.id));
                 }
             }

@@ -117,8 +117,8 @@ pub enum DeciderPlan {
 pub struct QueuePlan {
     /// The decider queue.
     pub decider: DeciderPlan,
-    /// Task-queue entries to remove: attempts that ended (cancelled, timed out, reported
-    /// terminal). A started attempt keeps its (leased) entry until it ends.
+    /// Task-queue entries to remove: attempts of the committed workflow that ended (cancelled,
+    /// timed out, reported terminal). A started attempt keeps its (leased) entry until it ends.
     pub remove_tasks: Vec<TaskId>,
     /// New attempts to push to their task queues, in order.
     pub push_tasks: Vec<QueuedTask>,
@@ -379,6 +379,8 @@ pub enum Call<'a> {
     /// Removes a task-queue entry (a stale one: its attempt started or ended). Reply:
     /// [`Reply::Moved`].
     DropTask {
+        /// The workflow the attempt belongs to.
+        workflow: &'a WorkflowId,
         /// The attempt.
         task: &'a TaskId,
     },

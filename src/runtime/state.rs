@@ -16,6 +16,11 @@ use super::contract::{
 use super::hash::{KeyHasher, Map};
 use crate::{Phase, ReferenceName, Step, TaskId, Workflow, WorkflowId, WorkflowStatus};
 
+/// A task-queue entry's key: the attempt within its workflow. Task ids are the engine's to
+/// choose and need not be unique across workflows (two workflows of one definition may well
+/// name their attempts alike), so the queues key them by workflow too.
+type TaskKey = (WorkflowId, TaskId);
+
 /// One entry of a leased queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Slot {
@@ -290,8 +295,8 @@ pub struct StoreState {
     workflows: Part<Map<WorkflowId, Arc<Workflow>>>,
     leases: Part<Map<WorkflowId, Lease>>,
     decider: Part<LeasedQueue<WorkflowId>>,
-    task_queues: Part<Map<ReferenceName, LeasedQueue<TaskId>>>,
-    queued_tasks: Part<Map<TaskId, QueuedTask>>,
+    task_queues: Part<Map<ReferenceName, LeasedQueue<TaskKey>>>,
+    queued_tasks: Part<Map<TaskKey, QueuedTask>>,
     outbox: Part<BTreeMap<u64, Owed>>,
     next_outbox: u64,
 }
@@ -406,7 +411,7 @@ impl StoreState {
                 now_ms,
                 visibility_ms,
             } => Reply::Task(self.poll_task(reference_name, now_ms, visibility_ms)),
-            Call::DropTask { task } => Reply::Moved(self.remove_task(task)),
+            Call::DropTask { workflow, task } => Reply::Moved(self.remove_task(workflow, task)),
             Call::TakeOutbox {
                 now_ms,
                 claim_ms,
@@ -553,7 +558,7 @@ impl StoreState {
             DeciderPlan::Wake => {}
         }
         for task in &plan.remove_tasks {
-            self.remove_task(task);
+            self.remove_task(id, task);
         }
         for task in &plan.push_tasks {
             self.push_task(task, now_ms);
@@ -561,34 +566,34 @@ impl StoreState {
     }
 
     fn push_task(&mut self, task: &QueuedTask, now_ms: u64) {
-        if self.queued_tasks.contains_key(&task.task) {
+        let key = (task.workflow.clone(), task.task.clone());
+        if self.queued_tasks.contains_key(&key) {
             return;
         }
         let queues = self.task_queues.edit();
         match queues.get_mut(&task.reference_name) {
-            Some(queue) => queue.push(&task.task, now_ms),
+            Some(queue) => queue.push(&key, now_ms),
             None => {
                 let mut queue = LeasedQueue::default();
-                queue.push(&task.task, now_ms);
+                queue.push(&key, now_ms);
                 queues.insert(task.reference_name.clone(), queue);
             }
         }
-        self.queued_tasks
-            .edit()
-            .insert(task.task.clone(), task.clone());
+        self.queued_tasks.edit().insert(key, task.clone());
     }
 
-    fn remove_task(&mut self, task: &TaskId) -> bool {
-        if !self.queued_tasks.contains_key(task) {
+    fn remove_task(&mut self, workflow: &WorkflowId, task: &TaskId) -> bool {
+        let key = (workflow.clone(), task.clone());
+        if !self.queued_tasks.contains_key(&key) {
             return false;
         }
-        let Some(queued) = self.queued_tasks.edit().remove(task) else {
+        let Some(queued) = self.queued_tasks.edit().remove(&key) else {
             return false;
         };
         if let Some(queue) = self.task_queues.edit().get_mut(&queued.reference_name) {
             // An emptied queue stays (no allocation when its name is pushed again);
             // `canonicalize` drops it.
-            queue.remove(task);
+            queue.remove(&key);
         }
         true
     }
@@ -683,9 +688,10 @@ impl StoreState {
             .any(|owed| owed.visible_at_ms <= now_ms)
     }
 
-    /// Is the attempt waiting in its task queue (hidden or not)?
-    pub fn task_queued(&self, task: &TaskId) -> bool {
-        self.queued_tasks.contains_key(task)
+    /// Is attempt `task` of `workflow` waiting in its task queue (hidden or not)?
+    pub fn task_queued(&self, workflow: &WorkflowId, task: &TaskId) -> bool {
+        self.queued_tasks
+            .contains_key(&(workflow.clone(), task.clone()))
     }
 
     /// How many attempts wait, over all task queues.

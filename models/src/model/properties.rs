@@ -421,16 +421,17 @@ fn no_lost_task(state: &State) -> bool {
         .tasks()
         .iter()
         .filter(|task| task.status == TaskStatus::Scheduled)
-        .all(|task| state.store.task_queued(&task.id))
+        .all(|task| state.store.task_queued(state.workflow().id(), &task.id))
 }
 
 /// No lost task and no stale task entry: an attempt is in its task queue exactly while it is
 /// live (SCHEDULED or IN_PROGRESS), and the queues hold nothing else.
 fn task_queues_exact(_: &ProtocolModel, state: &State) -> bool {
     let mut queued = 0;
-    for task in state.workflow().tasks() {
+    let workflow = state.workflow();
+    for task in workflow.tasks() {
         let live = matches!(task.status, TaskStatus::Scheduled | TaskStatus::InProgress);
-        let waiting = state.store.task_queued(&task.id);
+        let waiting = state.store.task_queued(workflow.id(), &task.id);
         if waiting != live {
             return false;
         }

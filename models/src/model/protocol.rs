@@ -750,11 +750,13 @@ impl ProtocolModel {
                 let key =
                     |t: &wfstate::Task| (t.reference_name.clone(), t.retry_count, t.iteration);
                 let keys: Vec<_> = tasks.iter().map(key).collect();
-                let rows: Vec<wfstate::Task> = state
-                    .workflow()
+                let workflow = state.workflow();
+                let rows: Vec<wfstate::Task> = workflow
                     .tasks()
                     .iter()
-                    .filter(|row| keys.contains(&key(row)) && !state.store.task_queued(&row.id))
+                    .filter(|row| {
+                        keys.contains(&key(row)) && !state.store.task_queued(workflow.id(), &row.id)
+                    })
                     .cloned()
                     .collect();
                 self.push_tasks(state, &rows);

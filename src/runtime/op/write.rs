@@ -225,7 +225,7 @@ enum PollPc {
         conflicts: u32,
     },
     Drop {
-        task: TaskId,
+        queued: QueuedTask,
     },
     Done(Result<Option<Polled>, PollError>),
 }
@@ -284,7 +284,7 @@ impl<'a> PollOp<'a> {
             PollPc::Poll => PollPc::Poll,
             PollPc::Load { queued, conflicts } => match replied(CallKind::Load, reply) {
                 Ok(Reply::Loaded(Some(workflow))) => self.read(queued, conflicts, &workflow),
-                Ok(Reply::Loaded(None)) => PollPc::Drop { task: queued.task },
+                Ok(Reply::Loaded(None)) => PollPc::Drop { queued },
                 Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Load)),
                 Err(failure) => PollOp::failed(failure),
             },
@@ -306,7 +306,7 @@ impl<'a> PollOp<'a> {
                         attempts: self.max_attempts,
                     }))
                 }
-                Ok(Reply::Committed(CommitReply::Unknown)) => PollPc::Drop { task: queued.task },
+                Ok(Reply::Committed(CommitReply::Unknown)) => PollPc::Drop { queued },
                 Ok(_) => PollOp::failed(CallFailed::mismatch(CallKind::Commit)),
                 // Started or not, the entry is still queued (hidden): it is handed out again.
                 Err(failure) => PollOp::failed(failure),
@@ -340,7 +340,7 @@ impl<'a> PollOp<'a> {
             Some(TaskStatus::Scheduled) => {}
             Some(TaskStatus::InProgress) => return PollOp::polled(queued, true),
             // Ended, or not this workflow's: a stale entry.
-            Some(_) | None => return PollPc::Drop { task: queued.task },
+            Some(_) | None => return PollPc::Drop { queued },
         }
         let start = Input::Engine(EngineInput::Start {
             task: queued.task.clone(),
@@ -381,7 +381,10 @@ impl Operation for PollOp<'_> {
                 plan: &pending.plan,
                 now_ms: self.now_ms,
             },
-            PollPc::Drop { task } => Call::DropTask { task },
+            PollPc::Drop { queued } => Call::DropTask {
+                workflow: &queued.workflow,
+                task: &queued.task,
+            },
             PollPc::Done(_) => return Next::Done,
         };
         Next::Call(call)

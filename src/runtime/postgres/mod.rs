@@ -271,22 +271,29 @@ fn ensure_schema(client: &mut Client) -> Result<(), PostgresError> {
         .query_one("SELECT to_regclass('wf_schema') IS NOT NULL", &[])
         .map_err(PostgresError::Sql)?
         .get(0);
-    if exists {
+    let found = if exists {
         let found: Option<i32> = tx
             .query_one("SELECT max(version) FROM wf_schema", &[])
             .map_err(PostgresError::Sql)?
             .get(0);
-        let found = found.unwrap_or(0);
-        if found != schema::CURRENT {
-            return Err(PostgresError::Schema {
-                found,
-                expected: schema::CURRENT,
-            });
-        }
+        found.unwrap_or(0)
     } else {
-        for migration in schema::MIGRATIONS {
-            tx.batch_execute(migration).map_err(PostgresError::Sql)?;
-        }
+        0
+    };
+    // An older schema (or none) is brought up to date in this transaction; a newer one, or a
+    // version no migration made, is left as it is.
+    let Some(missing) = usize::try_from(found)
+        .ok()
+        .filter(|&done| (!exists || done > 0) && done <= schema::MIGRATIONS.len())
+        .map(|done| &schema::MIGRATIONS[done..])
+    else {
+        return Err(PostgresError::Schema {
+            found,
+            expected: schema::CURRENT,
+        });
+    };
+    for migration in missing {
+        tx.batch_execute(migration).map_err(PostgresError::Sql)?;
     }
     tx.commit().map_err(PostgresError::Sql)
 }
@@ -393,15 +400,16 @@ impl Connection {
             task_push: prepare(
                 "INSERT INTO wf_tasks (task_id, workflow_id, reference_name, due_ms, placed) \
                  VALUES ($1, $2, $3, $4, nextval('wf_placement')) \
-                 ON CONFLICT (task_id) DO NOTHING",
+                 ON CONFLICT (workflow_id, task_id) DO NOTHING",
             )?,
-            task_remove: prepare("DELETE FROM wf_tasks WHERE task_id = $1")?,
+            task_remove: prepare("DELETE FROM wf_tasks WHERE workflow_id = $1 AND task_id = $2")?,
             task_poll: prepare(
                 "WITH first AS ( \
-                     SELECT task_id FROM wf_tasks WHERE reference_name = $1 AND due_ms <= $2 \
+                     SELECT workflow_id, task_id FROM wf_tasks \
+                     WHERE reference_name = $1 AND due_ms <= $2 \
                      ORDER BY due_ms, placed LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  UPDATE wf_tasks t SET due_ms = $3, placed = nextval('wf_placement') \
-                 FROM first WHERE t.task_id = first.task_id \
+                 FROM first WHERE t.workflow_id = first.workflow_id AND t.task_id = first.task_id \
                  RETURNING t.task_id, t.workflow_id, t.reference_name",
             )?,
             outbox_append: prepare(
@@ -543,9 +551,9 @@ impl Connection {
                     reference_name: ReferenceName::from(row.get::<_, &str>(2)),
                 })))
             }
-            Call::DropTask { task } => {
+            Call::DropTask { workflow, task } => {
                 let moved = client
-                    .execute(&st.task_remove, &[&task.as_str()])
+                    .execute(&st.task_remove, &[&workflow.as_str(), &task.as_str()])
                     .map_err(ambiguous)?;
                 Ok(Reply::Moved(moved > 0))
             }
@@ -843,7 +851,7 @@ fn apply_plan(
         DeciderPlan::Wake => {}
     }
     for task in &plan.remove_tasks {
-        tx.execute(&st.task_remove, &[&task.as_str()])
+        tx.execute(&st.task_remove, &[&key, &task.as_str()])
             .map_err(not_done)?;
     }
     for task in &plan.push_tasks {

@@ -1,17 +1,18 @@
 //! The schema, as versioned migrations embedded in the crate (`docs/postgres.md`).
 //!
 //! A store opens a database whose schema is absent (it creates it, under an advisory lock so
-//! that engines starting together create it once) or at [`CURRENT`]; any other version is
-//! [`PostgresError::Schema`](super::PostgresError::Schema), and nothing is altered.
+//! that engines starting together create it once), older than [`CURRENT`] (it applies the
+//! missing migrations, in one transaction under the same lock) or at [`CURRENT`]; a newer
+//! version is [`PostgresError::Schema`](super::PostgresError::Schema), and nothing is altered.
 
 /// The schema version this build reads and writes.
-pub const CURRENT: i32 = 1;
+pub const CURRENT: i32 = 2;
 
 /// The key of the transaction-scoped advisory lock that serialises schema creation.
 pub(super) const LOCK_KEY: i64 = 0x7766_7374_6174_6501; // "wfstate" + 1
 
 /// Migration `n` (1-based) takes a schema from version `n - 1` to `n`.
-pub(super) const MIGRATIONS: [&str; CURRENT as usize] = [V1];
+pub(super) const MIGRATIONS: [&str; CURRENT as usize] = [V1, V2];
 
 /// Version 1: one row per workflow (the compare-and-swap on `version` is the fence), leases with
 /// their owner token, the leased decider and task queues ordered by (due time, placement order),
@@ -60,4 +61,14 @@ CREATE TABLE wf_outbox (
     UNIQUE (workflow_id, version, position)
 );
 INSERT INTO wf_schema (version) VALUES (1);
+";
+
+/// Version 2: task-queue entries are keyed by (workflow, task id), not by task id alone. Task ids
+/// are the engine's to choose and need not be unique across workflows; keyed by id alone, a
+/// second workflow's attempt of the same id was never queued (the insert did nothing) and a
+/// report ending one removed the other's entry: a live attempt in no task queue (I6b).
+const V2: &str = "
+ALTER TABLE wf_tasks DROP CONSTRAINT wf_tasks_pkey;
+ALTER TABLE wf_tasks ADD PRIMARY KEY (workflow_id, task_id);
+UPDATE wf_schema SET version = 2;
 ";
