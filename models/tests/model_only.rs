@@ -9,17 +9,17 @@ use wfstate_models::model::{check, Config, Options, ProtocolModel, Variant};
 /// the pinned state count of each fixed run (DFS, exhaustive) and each counterexample run (BFS,
 /// one thread, until the first counterexample).
 const PINNED: [(&str, Variant, usize); 13] = [
-    ("small", Variant::Fixed, 206_308),
+    ("small", Variant::Fixed, 143_507),
     ("small", Variant::LegacyArchive, 2_848),
     ("small", Variant::LegacyBlindReport, 3_084),
     ("small", Variant::LegacySweeper, 1_574),
     ("small", Variant::LegacyNonReentrant, 2_593),
     ("small", Variant::LegacyPoll, 2_687),
-    ("small", Variant::LegacyTimeoutOverwrite, 7_529),
+    ("small", Variant::LegacyTimeoutOverwrite, 7_521),
     ("small", Variant::LegacyUnlockedStart, 3_096),
     ("small", Variant::LegacyLostPush, 2_688),
-    ("faults", Variant::Fixed, 110_449),
-    ("admin", Variant::Fixed, 657_971),
+    ("faults", Variant::Fixed, 98_620),
+    ("admin", Variant::Fixed, 574_231),
     ("retry", Variant::Fixed, 382),
     ("retry", Variant::CallByCall, 1_795),
 ];

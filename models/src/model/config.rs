@@ -127,6 +127,14 @@ impl Variant {
         !matches!(self, Variant::Fixed)
     }
 
+    /// Does it change workflows only through the store's commit (a compare-and-swap of a
+    /// [`wfstate::transition`] step)? Then an attempt that has ended stays ended in every later
+    /// state, which [`Config::eager_ended_reports`] relies on. The legacy variants write blind
+    /// (D2, D3, E2, E7, E8...) and can bring an ended attempt back.
+    pub const fn writes_only_by_commit(self) -> bool {
+        matches!(self, Variant::Fixed | Variant::CallByCall)
+    }
+
     /// The properties a legacy variant must break (at least one of them); empty for `fixed`.
     pub const fn expected_failures(self) -> &'static [&'static str] {
         match self {
@@ -202,6 +210,15 @@ pub struct Config {
     /// actions touch only the outbox, which no other actor reads, so they commute with every
     /// other action; `tests/model_check.rs` compares verdicts with and without it.
     pub quiet_outbox: bool,
+    /// Partial-order reduction: while the network holds a report of an attempt that has already
+    /// ended in the store, that report is delivered before any other action is taken. Its
+    /// delivery only reads the store and takes the copy off the network (the report is a
+    /// duplicate or refused, and stays so: an ended attempt never changes back), so it commutes
+    /// with every other action; on for the variants that write workflows only through the
+    /// store's commit, and only once no store failure, tick or duplication of that report is
+    /// left to choose. `tests/model_check.rs` compares verdicts with and without it; the
+    /// argument is in `docs/model.md`.
+    pub eager_ended_reports: bool,
     /// How many unsuccessful outcomes (any of `outcomes` but COMPLETED) the workers may report
     /// in all; `None`: no limit.
     pub worker_failures: Option<u8>,
@@ -236,6 +253,7 @@ impl Config {
             ticks: 0,
             progress_reports: true,
             quiet_outbox: true,
+            eager_ended_reports: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -263,6 +281,7 @@ impl Config {
             ticks: 0,
             progress_reports: false,
             quiet_outbox: true,
+            eager_ended_reports: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -286,6 +305,7 @@ impl Config {
             ticks: 1,
             progress_reports: false,
             quiet_outbox: true,
+            eager_ended_reports: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -314,6 +334,7 @@ impl Config {
             ticks: 0,
             progress_reports: false,
             quiet_outbox: true,
+            eager_ended_reports: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -337,6 +358,7 @@ impl Config {
             ticks: 0,
             progress_reports: false,
             quiet_outbox: true,
+            eager_ended_reports: true,
             worker_failures: None,
             atomic_operations: false,
         }

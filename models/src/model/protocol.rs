@@ -472,6 +472,52 @@ impl ProtocolModel {
         }
     }
 
+    /// With [`Config::eager_ended_reports`], a report in the network whose attempt has ended in
+    /// the store and whose delivery is the only choice it leaves: no store failure or tick
+    /// budget is left, and it cannot be duplicated (no budget for its task, or another copy
+    /// stays). Its delivery commutes with every other action (`docs/model.md`, "Ended-report
+    /// partial-order reduction").
+    fn ended_report(&self, state: &State) -> Option<Message> {
+        if !self.config.eager_ended_reports
+            || !self.variant.writes_only_by_commit()
+            || state.budgets.store_failures > 0
+            || state.budgets.ticks > 0
+        {
+            return None;
+        }
+        let workflow = state.workflow();
+        // The network is sorted: the copies of a report are adjacent.
+        let mut rest = &state.network[..];
+        while let Some(message) = rest.first() {
+            let copies = rest.iter().take_while(|m| *m == message).count();
+            let duplicable = state
+                .budgets
+                .duplicates
+                .get(message.task as usize)
+                .is_some_and(|left| *left > 0);
+            if (copies > 1 || !duplicable) && self.attempt_ended(workflow, message) {
+                return Some(message.clone());
+            }
+            rest = &rest[copies..];
+        }
+        None
+    }
+
+    /// Has the attempt `message` reports on ended in `workflow`? A report of it is then a
+    /// duplicate or refused, in `workflow` and every later state of a variant that writes only
+    /// by commit: an ended attempt only moves to another ended status (retry adds new attempts).
+    fn attempt_ended(&self, workflow: &Workflow, message: &Message) -> bool {
+        let kept = self
+            .attempt_ids
+            .get(message.task as usize)
+            .and_then(|ids| ids.get(message.retry_count as usize));
+        let task = match kept {
+            Some(id) => workflow.task(id),
+            None => workflow.task(&self.attempt_id(message)),
+        };
+        task.is_some_and(|task| task.status.is_terminal())
+    }
+
     fn network_actions(&self, state: &State, actions: &mut Vec<Action>) {
         let mut previous: Option<&Message> = None;
         for message in state.network.iter() {
@@ -640,7 +686,14 @@ impl ProtocolModel {
                         .changes()
                         .workflow
                         .is_some_and(|change| change.to == WorkflowStatus::Terminated);
-                    if terminated && (!state.network.is_empty() || !state.reports.is_empty()) {
+                    // A report of an attempt that had ended is no report in flight: its
+                    // delivery changes nothing (and so commutes with the terminate).
+                    let in_flight = !state.reports.is_empty()
+                        || state
+                            .network
+                            .iter()
+                            .any(|message| !self.attempt_ended(&before, message));
+                    if terminated && in_flight {
                         mark!(state, terminated_with_report_in_flight);
                     }
                     mark!(state, ambiguous_commit, fault == Fault::Ambiguous);
@@ -1453,6 +1506,13 @@ impl Model for ProtocolModel {
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
         if self.recall_actions(state, actions) {
+            return;
+        }
+        if let Some(message) = self.ended_report(state) {
+            actions.push(Action::Deliver {
+                message,
+                fault: Fault::None,
+            });
             return;
         }
         self.sweep_actions(state, actions);

@@ -506,7 +506,8 @@ pub struct Ghost {
     pub lease_expired: bool,
     /// The last task edge a committed step took (edge coverage).
     pub last_edge: Option<(TaskStatus, TaskStatus)>,
-    /// Terminate committed while a report was in the network or in flight.
+    /// Terminate committed while a report was in flight, or one of an attempt still live was in
+    /// the network.
     pub terminated_with_report_in_flight: bool,
     /// An effect handler failed at least once.
     pub effect_failed: bool,
