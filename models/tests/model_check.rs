@@ -7,7 +7,9 @@
 use stateright::Model;
 use wfstate::{Decision, Definition, EngineInput, Workflow, WorkflowStatus};
 use wfstate_models::model::run::{shortest_counterexample, Outcome};
-use wfstate_models::model::{check, replay, Config, Options, ProtocolModel, Schedule, Variant};
+use wfstate_models::model::{
+    check, replay, Config, Options, ProtocolModel, Report, Schedule, Variant,
+};
 
 /// Unique states per variant of `small`: the whole state space for the fixed protocol (DFS,
 /// exhaustive), and the states a legacy run explores until its first counterexample (BFS, one
@@ -224,6 +226,33 @@ fn faults_admin_and_retry_configurations_with_pinned_counts() {
     }
 }
 
+/// `config` checked as `variant` with its reduction (`reduced`) and without it (`full`).
+fn with_and_without(
+    reduced: Config,
+    variant: Variant,
+    full: impl FnOnce(Config) -> Config,
+) -> (Report, Report) {
+    let without = full(reduced.clone());
+    (
+        check(ProtocolModel::new(reduced, variant), Options::default()),
+        check(ProtocolModel::new(without, variant), Options::default()),
+    )
+}
+
+/// Every verdict of `report`: the property and its outcome.
+fn verdicts(report: &Report) -> Vec<(&'static str, Outcome)> {
+    report
+        .verdicts
+        .iter()
+        .map(|v| (v.property, v.outcome))
+        .collect()
+}
+
+/// The property `report`'s counterexample breaks, if any.
+fn broken(report: &Report) -> Option<&'static str> {
+    report.counterexample.as_ref().map(|c| c.property)
+}
+
 /// The outbox partial-order reduction (`Config::quiet_outbox`: the outbox runner moves only
 /// when no other actor can) is sound: with and without it, the fixed protocol on `faults` and
 /// `retry` gives the same verdict on every property, and every legacy variant of `small` and
@@ -235,23 +264,10 @@ fn quiet_outbox_reduction_keeps_every_verdict() {
         let reduced = Config::named(name)
             .expect("known config")
             .for_variant(variant);
-        let full = Config {
+        let (with, without) = with_and_without(reduced, variant, |config| Config {
             quiet_outbox: false,
-            ..reduced.clone()
-        };
-        let with = check(ProtocolModel::new(reduced, variant), Options::default());
-        let without = check(ProtocolModel::new(full, variant), Options::default());
-        let verdicts = |report: &wfstate_models::model::Report| {
-            report
-                .verdicts
-                .iter()
-                .filter(|v| variant == Variant::Fixed || v.outcome == Outcome::Violated)
-                .map(|v| (v.property, v.outcome))
-                .collect::<Vec<_>>()
-        };
-        let broken = |report: &wfstate_models::model::Report| {
-            report.counterexample.as_ref().map(|c| c.property)
-        };
+            ..config
+        });
         if variant == Variant::Fixed {
             assert_eq!(verdicts(&with), verdicts(&without), "{name}/{variant}");
             assert!(
@@ -282,23 +298,15 @@ fn ended_report_reduction_keeps_every_verdict() {
         ("retry", Variant::Fixed, false),
         ("retry", Variant::CallByCall, false),
     ];
+    let off = |config| Config {
+        eager_ended_reports: false,
+        ..config
+    };
     for (name, variant, reduces) in fixed {
         let reduced = Config::named(name)
             .expect("known config")
             .for_variant(variant);
-        let full = Config {
-            eager_ended_reports: false,
-            ..reduced.clone()
-        };
-        let with = check(ProtocolModel::new(reduced, variant), Options::default());
-        let without = check(ProtocolModel::new(full, variant), Options::default());
-        let verdicts = |report: &wfstate_models::model::Report| {
-            report
-                .verdicts
-                .iter()
-                .map(|v| (v.property, v.outcome))
-                .collect::<Vec<_>>()
-        };
+        let (with, without) = with_and_without(reduced, variant, off);
         assert_eq!(verdicts(&with), verdicts(&without), "{name}/{variant}");
         assert!(!verdicts(&with).is_empty(), "{name}/{variant}: verdicts");
         if reduces {
@@ -318,17 +326,9 @@ fn ended_report_reduction_keeps_every_verdict() {
         }
         let on = Config::small().for_variant(variant);
         assert!(on.eager_ended_reports, "on by default");
-        let off = Config {
-            eager_ended_reports: false,
-            ..on.clone()
-        };
         // A legacy variant runs BFS on one thread: its count is deterministic.
-        let with = check(ProtocolModel::new(on, variant), Options::default());
-        let without = check(ProtocolModel::new(off, variant), Options::default());
+        let (with, without) = with_and_without(on, variant, off);
         assert_eq!(with.states, without.states, "small/{variant}: off for it");
-        let broken = |report: &wfstate_models::model::Report| {
-            report.counterexample.as_ref().map(|c| c.property)
-        };
         assert_eq!(broken(&with), broken(&without), "small/{variant}");
         assert!(broken(&with).is_some(), "small/{variant}");
     }

@@ -5,6 +5,7 @@
 //! report duplication and reordering, lease expiry, time passing beyond hiding leases, failing
 //! effect handlers and failing store calls (certainly not done, or ambiguous).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -279,7 +280,9 @@ impl ProtocolModel {
         &self.config.definition.tasks[task as usize].reference_name
     }
 
-    fn attempt_id(&self, message: &Message) -> TaskId {
+    /// The id of the attempt `message` reports on: borrowed from the table built in `new`,
+    /// formatted only past it.
+    fn attempt_id(&self, message: &Message) -> Cow<'_, TaskId> {
         let kept = self
             .attempt_ids
             .get(message.task as usize)
@@ -293,7 +296,10 @@ impl ProtocolModel {
         };
         // The configuration is not changed after `new` (as `all_at_once` also requires).
         debug_assert!(kept.is_none_or(|id| *id == formatted()));
-        kept.cloned().unwrap_or_else(formatted)
+        match kept {
+            Some(id) => Cow::Borrowed(id),
+            None => Cow::Owned(formatted()),
+        }
     }
 
     /// Would a sweep find something to do? Requeue-with-delay is abstracted: a sweeper comes
@@ -507,15 +513,9 @@ impl ProtocolModel {
     /// duplicate or refused, in `workflow` and every later state of a variant that writes only
     /// by commit: an ended attempt only moves to another ended status (retry adds new attempts).
     fn attempt_ended(&self, workflow: &Workflow, message: &Message) -> bool {
-        let kept = self
-            .attempt_ids
-            .get(message.task as usize)
-            .and_then(|ids| ids.get(message.retry_count as usize));
-        let task = match kept {
-            Some(id) => workflow.task(id),
-            None => workflow.task(&self.attempt_id(message)),
-        };
-        task.is_some_and(|task| task.status.is_terminal())
+        workflow
+            .task(&self.attempt_id(message))
+            .is_some_and(|task| task.status.is_terminal())
     }
 
     fn network_actions(&self, state: &State, actions: &mut Vec<Action>) {
@@ -1165,7 +1165,7 @@ impl ProtocolModel {
             return;
         };
         state.network.remove(position);
-        let task = self.attempt_id(message);
+        let task = self.attempt_id(message).into_owned();
         let run = if self.variant == Variant::LegacyBlindReport {
             ReportRun::Legacy(LegacyReport::new(task, message.status), message.clone())
         } else if matches!(
