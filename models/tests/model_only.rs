@@ -19,7 +19,7 @@ const PINNED: [(&str, Variant, usize); 13] = [
     ("small", Variant::LegacyUnlockedStart, 3_096),
     ("small", Variant::LegacyLostPush, 2_688),
     ("faults", Variant::Fixed, 98_620),
-    ("admin", Variant::Fixed, 574_231),
+    ("admin", Variant::Fixed, 300_153),
     ("retry", Variant::Fixed, 382),
     ("retry", Variant::CallByCall, 1_795),
 ];

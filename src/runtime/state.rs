@@ -132,6 +132,20 @@ impl<K: Ord + Hash + Eq + Clone> LeasedQueue<K> {
         }
     }
 
+    /// Does a token `pick` picks hold an entry?
+    fn holds_any(&self, pick: impl Fn(LeaseToken) -> bool) -> bool {
+        self.slots
+            .values()
+            .any(|slot| slot.holder.is_some_and(&pick))
+    }
+
+    /// Every entry's holder renamed by `rename`.
+    fn rename_holders(&mut self, rename: impl Fn(LeaseToken) -> LeaseToken) {
+        for slot in self.slots.values_mut() {
+            slot.holder = slot.holder.map(&rename);
+        }
+    }
+
     /// Are the sequence numbers 1, 2, ... in queue order already?
     fn is_canonical(&self) -> bool {
         let mut numbered = (1..).zip(self.order.keys());
@@ -733,6 +747,32 @@ impl StoreState {
         true
     }
 
+    /// Renames lease holders: every workflow lease and every leased queue entry held by a
+    /// token `rename` maps elsewhere is held by the new token instead. For a model checker's
+    /// symmetry reduction, which swaps interchangeable actors (two sweepers) and must rename
+    /// what the store holds for them alike ([`SweepOp::rename`](super::SweepOp::rename)); a
+    /// store no rename changes is left as it is, its parts still shared.
+    pub fn rename_holders(&mut self, rename: impl Fn(LeaseToken) -> LeaseToken) {
+        let renamed = |holder: LeaseToken| rename(holder) != holder;
+        if self.leases.values().any(|lease| renamed(lease.holder)) {
+            for lease in self.leases.edit().values_mut() {
+                lease.holder = rename(lease.holder);
+            }
+        }
+        if self.decider.holds_any(renamed) {
+            self.decider.edit().rename_holders(&rename);
+        }
+        if self
+            .task_queues
+            .values()
+            .any(|queue| queue.holds_any(renamed))
+        {
+            for queue in self.task_queues.edit().values_mut() {
+                queue.rename_holders(&rename);
+            }
+        }
+    }
+
     /// Environment: time passes beyond every hiding lease (decider-queue pops, task polls, outbox
     /// claims): everything hidden is visible at `now_ms`.
     pub fn reveal(&mut self, now_ms: u64) {
@@ -883,5 +923,67 @@ mod tests {
         assert_eq!(copy, store);
         let hasher = std::collections::hash_map::RandomState::new();
         assert_eq!(hasher.hash_one(&copy), hasher.hash_one(&store));
+    }
+
+    #[test]
+    fn renaming_holders_moves_the_lease_and_the_popped_entry_and_nothing_else() {
+        let id = WorkflowId::new("wf");
+        let (a, b, other) = (
+            LeaseToken::new(1, 0),
+            LeaseToken::new(1, 1),
+            LeaseToken::new(2, 0),
+        );
+        let swap = |token| match token {
+            t if t == a => b,
+            t if t == b => a,
+            t => t,
+        };
+        let mut store = StoreState::new();
+        store.push_to_decider(&id, 0);
+        let popped = store.execute(Call::PopDecider {
+            token: a,
+            now_ms: 0,
+            unack_ms: 5,
+        });
+        assert_eq!(popped, Reply::Popped(Some(id.clone())));
+        let acquired = store.execute(Call::Acquire {
+            id: &id,
+            token: a,
+            lease_ms: 5,
+            now_ms: 0,
+        });
+        assert!(matches!(acquired, Reply::Acquired(Ok(_))));
+        let before = store.clone();
+
+        store.rename_holders(swap);
+        assert_eq!(store.lease(&id).map(|lease| lease.holder), Some(b));
+        assert_eq!(store.decider_holder(&id), Some(b));
+        assert_ne!(store, before);
+        assert_eq!(
+            parts(&store)[0],
+            parts(&before)[0],
+            "the workflows stay shared"
+        );
+        // The new holder holds: it may hand the entry back and release; the old one may not.
+        let mut renamed = store.clone();
+        let moved = |store: &mut StoreState, token| {
+            store.execute(Call::HandBack {
+                id: &id,
+                token,
+                due_ms: 0,
+            })
+        };
+        assert_eq!(moved(&mut renamed, a), Reply::Moved(false));
+        assert_eq!(moved(&mut renamed, b), Reply::Moved(true));
+
+        store.rename_holders(swap);
+        assert_eq!(store, before, "renaming back gives the store back");
+        let unchanged = store.clone();
+        store.rename_holders(|token| if token == other { a } else { token });
+        assert_eq!(
+            parts(&store),
+            parts(&unchanged),
+            "no holder renamed, nothing copied"
+        );
     }
 }

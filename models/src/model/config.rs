@@ -219,6 +219,12 @@ pub struct Config {
     /// left to choose. `tests/model_check.rs` compares verdicts with and without it; the
     /// argument is in `docs/model.md`.
     pub eager_ended_reports: bool,
+    /// Symmetry reduction: with two sweepers, a state and the state with the sweepers swapped
+    /// (operations, budgets and the store's lease tokens) are one state to the checker
+    /// ([`super::symmetry`]). Only for the fixed protocol, which the checker explores
+    /// exhaustively (DFS); `tests/model_check.rs` checks the swap is an automorphism and
+    /// compares verdicts and counts with and without it (`docs/model.md`).
+    pub symmetric_sweepers: bool,
     /// How many unsuccessful outcomes (any of `outcomes` but COMPLETED) the workers may report
     /// in all; `None`: no limit.
     pub worker_failures: Option<u8>,
@@ -254,6 +260,7 @@ impl Config {
             progress_reports: true,
             quiet_outbox: true,
             eager_ended_reports: true,
+            symmetric_sweepers: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -282,6 +289,7 @@ impl Config {
             progress_reports: false,
             quiet_outbox: true,
             eager_ended_reports: true,
+            symmetric_sweepers: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -306,6 +314,7 @@ impl Config {
             progress_reports: false,
             quiet_outbox: true,
             eager_ended_reports: true,
+            symmetric_sweepers: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -335,6 +344,7 @@ impl Config {
             progress_reports: false,
             quiet_outbox: true,
             eager_ended_reports: true,
+            symmetric_sweepers: true,
             worker_failures: None,
             atomic_operations: false,
         }
@@ -359,6 +369,7 @@ impl Config {
             progress_reports: false,
             quiet_outbox: true,
             eager_ended_reports: true,
+            symmetric_sweepers: true,
             worker_failures: None,
             atomic_operations: false,
         }

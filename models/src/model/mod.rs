@@ -7,6 +7,7 @@ pub mod properties;
 pub mod protocol;
 pub mod run;
 pub mod state;
+pub mod symmetry;
 pub mod trace;
 
 pub use config::{Config, Variant};

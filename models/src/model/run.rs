@@ -123,7 +123,11 @@ pub fn check(model: ProtocolModel, options: Options) -> Report {
             } else {
                 model.all_at_once()
             };
-            let builder = model.checker().threads(options.threads);
+            let symmetric = model.config.symmetric_sweepers && model.config.sweepers == 2;
+            let mut builder = model.checker().threads(options.threads);
+            if symmetric {
+                builder = builder.symmetry_fn(super::symmetry::representative);
+            }
             collect(builder.spawn_dfs(), started, options)
         }
         _ => {

@@ -126,6 +126,14 @@ impl SweepOp {
         self.token
     }
 
+    /// The same sweep, holding `token` instead: for a model checker's symmetry reduction, which
+    /// swaps interchangeable sweepers and renames the store's holders alike
+    /// ([`StoreState::rename_holders`](crate::runtime::StoreState::rename_holders)). An engine
+    /// has no use for it: a sweep's token is its identity towards the store.
+    pub fn rename(&mut self, token: LeaseToken) {
+        self.token = token;
+    }
+
     fn later(&self) -> u64 {
         self.now_ms.saturating_add(self.sweep_delay_ms)
     }
