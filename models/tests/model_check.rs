@@ -632,7 +632,12 @@ fn swapping_the_sweepers_is_an_automorphism_of_the_fixed_protocol() {
 
     for config in two_sweepers() {
         let name = config.name.clone();
-        let model = ProtocolModel::new(config, Variant::Fixed);
+        // The whole graph: with the reduction on, `next_state` returns representatives.
+        let full = Config {
+            symmetric_sweepers: false,
+            ..config
+        };
+        let model = ProtocolModel::new(full, Variant::Fixed);
         let properties = model.properties();
         let states = reachable(&model);
         let mut moved = 0;
@@ -667,8 +672,9 @@ fn swapping_the_sweepers_is_an_automorphism_of_the_fixed_protocol() {
 }
 
 /// The symmetry reduction (`Config::symmetric_sweepers`) keeps exactly one state of each pair
-/// a swap of the sweepers makes: the checker's count with it is the number of such pairs among
-/// the reachable states (a state its own swap counting once), and its count without it is the
+/// a swap of the sweepers makes: the model with it reaches only representatives, as many as
+/// there are such pairs among the reachable states of the model without it (a state its own swap
+/// counting once), the checker's count with it is that number, and its count without it is the
 /// number of reachable states; every verdict (always and sometimes) is the same with and
 /// without it. The legacy variants run breadth-first to their first counterexample without the
 /// reduction: with the flag on, every legacy variant of `default` explores exactly the states
@@ -676,7 +682,7 @@ fn swapping_the_sweepers_is_an_automorphism_of_the_fixed_protocol() {
 #[test]
 #[allow(clippy::mutable_key_type)] // A part's kept hash memoises its contents' hash: Eq and Hash never change.
 fn symmetry_reduction_keeps_one_state_of_each_pair_and_every_verdict() {
-    use wfstate_models::model::symmetry::swapped;
+    use wfstate_models::model::symmetry::{representative, swapped};
 
     let off = |config| Config {
         symmetric_sweepers: false,
@@ -685,9 +691,16 @@ fn symmetry_reduction_keeps_one_state_of_each_pair_and_every_verdict() {
     for config in two_sweepers() {
         let name = config.name.clone();
         assert!(config.symmetric_sweepers, "{name}: on by default");
-        let states = reachable(&ProtocolModel::new(config.clone(), Variant::Fixed));
+        let states = reachable(&ProtocolModel::new(off(config.clone()), Variant::Fixed));
         let own_swap = states.iter().filter(|s| &swapped(s) == *s).count();
         let pairs = (states.len() + own_swap) / 2;
+        // What the reduced model hands the checker: representatives only, one per pair.
+        let kept = reachable(&ProtocolModel::new(config.clone(), Variant::Fixed));
+        assert!(
+            kept.iter().all(|s| &representative(s) == s),
+            "{name}: every successor is its own representative"
+        );
+        assert_eq!(kept.len(), pairs, "{name}: the model's own graph");
         let (with, without) = with_and_without(config, Variant::Fixed, off);
         assert_eq!(
             without.states,

@@ -214,6 +214,15 @@ impl ProtocolModel {
         }
     }
 
+    /// Does this model hand the checker one state of each pair that swapping the two sweepers
+    /// makes ([`Config::symmetric_sweepers`], the fixed protocol with two sweepers)? Then
+    /// `next_state` returns each successor's [`representative`](super::symmetry::representative).
+    pub fn symmetric(&self) -> bool {
+        self.config.symmetric_sweepers
+            && self.config.sweepers == 2
+            && self.variant == Variant::Fixed
+    }
+
     /// The model with the reference decider of the configuration's definition.
     pub fn new(config: Config, variant: Variant) -> Self {
         let config = config.for_variant(variant);
@@ -1593,6 +1602,9 @@ impl Model for ProtocolModel {
         // A store still shared with the previous state is canonical already.
         if !Shared::same(&state.store, &last.store) {
             state.store.canonicalize();
+        }
+        if self.symmetric() {
+            state = super::symmetry::canonical(state);
         }
         Some(state)
     }

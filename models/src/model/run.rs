@@ -123,11 +123,10 @@ pub fn check(model: ProtocolModel, options: Options) -> Report {
             } else {
                 model.all_at_once()
             };
-            let symmetric = model.config.symmetric_sweepers && model.config.sweepers == 2;
-            let mut builder = model.checker().threads(options.threads);
-            if symmetric {
-                builder = builder.symmetry_fn(super::symmetry::representative);
-            }
+            // With symmetry over the sweepers the model's `next_state` returns representatives
+            // itself (`ProtocolModel::symmetric`): stateright's `symmetry_fn` would copy each
+            // successor to build its representative and hash it twice.
+            let builder = model.checker().threads(options.threads);
             collect(builder.spawn_dfs(), started, options)
         }
         _ => {

@@ -37,17 +37,27 @@ pub fn applies(state: &State) -> bool {
 /// The representative of `state` and its swap: the same for both. A state whose sweepers differ
 /// in something the swap does not change (one is sweeping and the other idle, they hold
 /// different lock-miss budgets, one holds the lease) is ordered by that; otherwise both are
-/// built and the one with the smaller hash is taken. For stateright's `symmetry_fn`.
+/// built and the one with the smaller hash is taken.
 pub fn representative(state: &State) -> State {
-    match order(state) {
-        Order::Kept => state.clone(),
-        Order::Swapped => swapped(state),
+    canonical(state.clone())
+}
+
+/// [`representative`] of an owned state, which it swaps in place where the swap is the
+/// representative and returns as it is where it is its own: no copy. The fixed protocol's
+/// `next_state` hands the checker each successor this way (`Config::symmetric_sweepers`).
+pub fn canonical(mut state: State) -> State {
+    match order(&state) {
+        Order::Kept => state,
+        Order::Swapped => {
+            swap(&mut state);
+            state
+        }
         Order::Tied => {
-            let other = swapped(state);
-            if hash_of(&other) < hash_of(state) {
+            let other = swapped(&state);
+            if hash_of(&other) < hash_of(&state) {
                 other
             } else {
-                state.clone()
+                state
             }
         }
     }
@@ -59,10 +69,17 @@ pub fn representative(state: &State) -> State {
 /// the reduction [`applies`] to; any other comes back unchanged.
 pub fn swapped(state: &State) -> State {
     let mut next = state.clone();
+    swap(&mut next);
+    next
+}
+
+/// Swaps the two sweepers of `state` in place, as [`swapped`] describes.
+fn swap(state: &mut State) {
     if !applies(state) {
-        return next;
+        return;
     }
-    let sweepers = &mut *next.sweepers;
+    let holds = holds_for_a_sweeper(state);
+    let sweepers = &mut *state.sweepers;
     sweepers.swap(0, 1);
     for (index, sweeper) in sweepers.iter_mut().enumerate() {
         if sweeper.op.is_some() {
@@ -71,21 +88,20 @@ pub fn swapped(state: &State) -> State {
             }
         }
     }
-    if holds_for_a_sweeper(state) {
-        next.store.rename_holders(rename);
+    if holds {
+        state.store.rename_holders(rename);
     }
     if state
         .pending
         .iter()
         .any(|pending| matches!(pending.actor, ActorId::Sweeper(_)))
     {
-        for pending in next.pending.iter_mut() {
+        for pending in state.pending.iter_mut() {
             if let ActorId::Sweeper(index) = pending.actor {
                 pending.actor = ActorId::Sweeper(1 - index.min(1));
             }
         }
     }
-    next
 }
 
 /// Sweeper 0's token for sweeper 1's and the other way round; any other token as it is.
@@ -113,19 +129,21 @@ fn holds_for_a_sweeper(state: &State) -> bool {
 
 /// What tells the two sweepers apart without naming either: whether it is sweeping, its
 /// lock-miss budget, whether it holds the lease and the decider entry, whether a commit of its
-/// waits for its plan. The swap exchanges the two keys.
-fn key(state: &State, index: usize) -> (bool, u8, bool, bool, bool) {
+/// waits for its plan. The swap exchanges the two keys. `lease` and `decider` are the holders
+/// of the workflow's lease and decider entry, read once for both sweepers.
+fn key(
+    state: &State,
+    index: usize,
+    lease: Option<LeaseToken>,
+    decider: Option<LeaseToken>,
+) -> (bool, u8, bool, bool, bool) {
     let sweeper = &state.sweepers[index];
-    let token = sweeper_token(index);
-    let id = State::id();
+    let token = Some(sweeper_token(index));
     (
         sweeper.op.is_some(),
         sweeper.misses_left,
-        state
-            .store
-            .lease(id)
-            .is_some_and(|lease| lease.holder == token),
-        state.store.decider_holder(id) == Some(token),
+        lease == token,
+        decider == token,
         state
             .pending
             .iter()
@@ -137,7 +155,10 @@ fn order(state: &State) -> Order {
     if !applies(state) {
         return Order::Kept;
     }
-    let (first, second) = (key(state, 0), key(state, 1));
+    let id = State::id();
+    let lease = state.store.lease(id).map(|lease| lease.holder);
+    let decider = state.store.decider_holder(id);
+    let (first, second) = (key(state, 0, lease, decider), key(state, 1, lease, decider));
     match first.cmp(&second) {
         std::cmp::Ordering::Less => Order::Kept,
         std::cmp::Ordering::Greater => Order::Swapped,
