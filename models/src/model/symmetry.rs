@@ -46,10 +46,11 @@ pub fn representative(state: &State) -> State {
 /// representative and returns as it is where it is its own: no copy. The fixed protocol's
 /// `next_state` hands the checker each successor this way (`Config::symmetric_sweepers`).
 pub fn canonical(mut state: State) -> State {
-    match order(&state) {
+    let holders = Holders::of(&state);
+    match order(&state, holders) {
         Order::Kept => state,
         Order::Swapped => {
-            swap(&mut state);
+            swap(&mut state, holders);
             state
         }
         Order::Tied => {
@@ -69,16 +70,15 @@ pub fn canonical(mut state: State) -> State {
 /// the reduction [`applies`] to; any other comes back unchanged.
 pub fn swapped(state: &State) -> State {
     let mut next = state.clone();
-    swap(&mut next);
+    swap(&mut next, Holders::of(state));
     next
 }
 
-/// Swaps the two sweepers of `state` in place, as [`swapped`] describes.
-fn swap(state: &mut State) {
+/// Swaps the two sweepers of `state` in place, as [`swapped`] describes; `holders` are its own.
+fn swap(state: &mut State, holders: Holders) {
     if !applies(state) {
         return;
     }
-    let holds = holds_for_a_sweeper(state);
     let sweepers = &mut *state.sweepers;
     sweepers.swap(0, 1);
     for (index, sweeper) in sweepers.iter_mut().enumerate() {
@@ -88,7 +88,7 @@ fn swap(state: &mut State) {
             }
         }
     }
-    if holds {
+    if holders.any_sweeper() {
         state.store.rename_holders(rename);
     }
     if state
@@ -115,35 +115,41 @@ fn rename(token: LeaseToken) -> LeaseToken {
     }
 }
 
-/// Does the store hold the workflow's lease or its decider entry for a sweeper (the model's only
-/// holdings by sweepers; a rename of anything else would find nothing to change)?
-fn holds_for_a_sweeper(state: &State) -> bool {
-    let id = State::id();
-    let is_sweeper = |token: LeaseToken| rename(token) != token;
-    state
-        .store
-        .lease(id)
-        .is_some_and(|lease| is_sweeper(lease.holder))
-        || state.store.decider_holder(id).is_some_and(is_sweeper)
+/// Who holds the workflow's lease and its decider entry: the model's only holdings by
+/// sweepers, read once per state for both the order and the swap.
+#[derive(Debug, Clone, Copy)]
+struct Holders {
+    lease: Option<LeaseToken>,
+    decider: Option<LeaseToken>,
+}
+
+impl Holders {
+    fn of(state: &State) -> Self {
+        let id = State::id();
+        Holders {
+            lease: state.store.lease(id).map(|lease| lease.holder),
+            decider: state.store.decider_holder(id),
+        }
+    }
+
+    /// Does a sweeper hold either (a rename of anything else would find nothing to change)?
+    fn any_sweeper(self) -> bool {
+        let is_sweeper = |token: LeaseToken| rename(token) != token;
+        self.lease.is_some_and(is_sweeper) || self.decider.is_some_and(is_sweeper)
+    }
 }
 
 /// What tells the two sweepers apart without naming either: whether it is sweeping, its
 /// lock-miss budget, whether it holds the lease and the decider entry, whether a commit of its
-/// waits for its plan. The swap exchanges the two keys. `lease` and `decider` are the holders
-/// of the workflow's lease and decider entry, read once for both sweepers.
-fn key(
-    state: &State,
-    index: usize,
-    lease: Option<LeaseToken>,
-    decider: Option<LeaseToken>,
-) -> (bool, u8, bool, bool, bool) {
+/// waits for its plan. The swap exchanges the two keys.
+fn key(state: &State, index: usize, holders: Holders) -> (bool, u8, bool, bool, bool) {
     let sweeper = &state.sweepers[index];
     let token = Some(sweeper_token(index));
     (
         sweeper.op.is_some(),
         sweeper.misses_left,
-        lease == token,
-        decider == token,
+        holders.lease == token,
+        holders.decider == token,
         state
             .pending
             .iter()
@@ -151,14 +157,11 @@ fn key(
     )
 }
 
-fn order(state: &State) -> Order {
+fn order(state: &State, holders: Holders) -> Order {
     if !applies(state) {
         return Order::Kept;
     }
-    let id = State::id();
-    let lease = state.store.lease(id).map(|lease| lease.holder);
-    let decider = state.store.decider_holder(id);
-    let (first, second) = (key(state, 0, lease, decider), key(state, 1, lease, decider));
+    let (first, second) = (key(state, 0, holders), key(state, 1, holders));
     match first.cmp(&second) {
         std::cmp::Ordering::Less => Order::Kept,
         std::cmp::Ordering::Greater => Order::Swapped,
